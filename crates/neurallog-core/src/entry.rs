@@ -48,7 +48,12 @@ impl<'de> serde::Deserialize<'de> for Entry {
         }
         let w = Wire::deserialize(d)?;
         let timestamp = crate::time::parse_time(&w.timestamp).map_err(serde::de::Error::custom)?;
-        Ok(Entry { id: w.id, name: w.name, timestamp, data: w.data })
+        Ok(Entry {
+            id: w.id,
+            name: w.name,
+            timestamp,
+            data: w.data,
+        })
     }
 }
 
@@ -74,7 +79,10 @@ mod tests {
             data: RawValue::from_string(r#"{"a":1}"#.into()).unwrap(),
         };
         let s = serde_json::to_string(&e).unwrap();
-        assert_eq!(s, r#"{"id":"0000000000000000000000001A","name":"app","timestamp":"2023-11-14T22:13:20.000Z","data":{"a":1}}"#);
+        assert_eq!(
+            s,
+            r#"{"id":"0000000000000000000000001A","name":"app","timestamp":"2023-11-14T22:13:20.000Z","data":{"a":1}}"#
+        );
         let back: Entry = serde_json::from_str(&s).unwrap();
         assert_eq!(back, e);
     }

@@ -15,7 +15,7 @@ const RANDOM_BITS: u32 = 80;
 const RANDOM_MASK: u128 = (1 << RANDOM_BITS) - 1;
 
 /// A time-ordered unique entry id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntryId(u128);
 
 /// Why a string is not an entry id.
@@ -167,7 +167,13 @@ mod tests {
 
     #[test]
     fn refuses_bad_text() {
-        for bad in ["", "x", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "0000000000000000000000000U", "../../../../../../../../etc"] {
+        for bad in [
+            "",
+            "x",
+            "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "0000000000000000000000000U",
+            "../../../../../../../../etc",
+        ] {
             assert_eq!(EntryId::parse(bad), Err(InvalidEntryId), "{bad}");
         }
     }

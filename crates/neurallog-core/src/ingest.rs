@@ -105,7 +105,9 @@ fn split_json<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawValue>, 
     if first == Some(&b'[') {
         let raws: Vec<&RawValue> = serde_json::from_slice(body).map_err(json_error)?;
         if raws.len() > limits.max_batch_events {
-            return Err(IngestError::TooManyEvents { max: limits.max_batch_events });
+            return Err(IngestError::TooManyEvents {
+                max: limits.max_batch_events,
+            });
         }
         Ok(raws)
     } else {
@@ -121,7 +123,9 @@ fn split_ndjson<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawValue>
             continue;
         }
         if out.len() == limits.max_batch_events {
-            return Err(IngestError::TooManyEvents { max: limits.max_batch_events });
+            return Err(IngestError::TooManyEvents {
+                max: limits.max_batch_events,
+            });
         }
         let raw: &RawValue = serde_json::from_slice(line).map_err(|e| {
             IngestError::InvalidJson(format!("line {}: {}", n + 1, strip_position(&e)))
@@ -152,7 +156,10 @@ fn strip_position(e: &serde_json::Error) -> String {
 fn build_event(index: usize, raw: &RawValue, limits: &Limits) -> Result<NewEvent, IngestError> {
     let text = raw.get().as_bytes();
     if text.len() > limits.max_event_bytes {
-        return Err(IngestError::EventTooLarge { index, max: limits.max_event_bytes });
+        return Err(IngestError::EventTooLarge {
+            index,
+            max: limits.max_event_bytes,
+        });
     }
     let shape = scan(text, limits).map_err(|what| IngestError::TooComplex { index, what })?;
     let mut data = if shape.has_layout_whitespace {
@@ -234,7 +241,10 @@ fn scan(text: &[u8], limits: &Limits) -> Result<Shape, String> {
                 }
                 let len = i - start - 1;
                 if len > limits.max_string_bytes {
-                    return Err(format!("string longer than {} bytes", limits.max_string_bytes));
+                    return Err(format!(
+                        "string longer than {} bytes",
+                        limits.max_string_bytes
+                    ));
                 }
                 let is_key = next_significant(text, i + 1) == Some(b':');
                 if is_key {
@@ -256,7 +266,12 @@ fn scan(text: &[u8], limits: &Limits) -> Result<Shape, String> {
                 // A scalar (number, true, false, null): read to its end.
                 if pending_ts {
                     let start = i;
-                    while i + 1 < text.len() && !matches!(text[i + 1], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                    while i + 1 < text.len()
+                        && !matches!(
+                            text[i + 1],
+                            b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'
+                        )
+                    {
                         i += 1;
                     }
                     shape.timestamp = Some((start, i + 1));
@@ -286,10 +301,18 @@ mod tests {
 
     #[test]
     fn object_array_and_ndjson() {
-        let one = parse(r#"{"msg":"hi","timestamp":"2023-11-14T22:13:20Z"}"#, BodyFormat::Json).unwrap();
+        let one = parse(
+            r#"{"msg":"hi","timestamp":"2023-11-14T22:13:20Z"}"#,
+            BodyFormat::Json,
+        )
+        .unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].timestamp, Some(1_700_000_000_000));
-        let many = parse(r#"[{"a":1},{"b":2,"timestamp":1700000000000}, 5, "x"]"#, BodyFormat::Json).unwrap();
+        let many = parse(
+            r#"[{"a":1},{"b":2,"timestamp":1700000000000}, 5, "x"]"#,
+            BodyFormat::Json,
+        )
+        .unwrap();
         assert_eq!(many.len(), 4);
         assert_eq!(many[1].timestamp, Some(1_700_000_000_000));
         assert_eq!(many[2].data, br#"{"data":5}"#);
@@ -301,9 +324,17 @@ mod tests {
 
     #[test]
     fn nested_timestamp_is_not_the_event_time() {
-        let e = parse(r#"{"inner":{"timestamp":1700000000000},"x":1}"#, BodyFormat::Json).unwrap();
+        let e = parse(
+            r#"{"inner":{"timestamp":1700000000000},"x":1}"#,
+            BodyFormat::Json,
+        )
+        .unwrap();
         assert_eq!(e[0].timestamp, None);
-        let e = parse(r#"{"inner":{"a":[1,{"b":2}]},"timestamp":{"no":1}}"#, BodyFormat::Json).unwrap();
+        let e = parse(
+            r#"{"inner":{"a":[1,{"b":2}]},"timestamp":{"no":1}}"#,
+            BodyFormat::Json,
+        )
+        .unwrap();
         assert_eq!(e[0].timestamp, None, "an object is not a time");
         let e = parse(r#"{"timestamp":"not a time"}"#, BodyFormat::Json).unwrap();
         assert_eq!(e[0].timestamp, None);
@@ -317,30 +348,62 @@ mod tests {
 
     #[test]
     fn malformed_names_position() {
-        let Err(IngestError::InvalidJson(m)) = parse("{\"a\":1}\n{\"a\":", BodyFormat::Ndjson) else {
+        let Err(IngestError::InvalidJson(m)) = parse("{\"a\":1}\n{\"a\":", BodyFormat::Ndjson)
+        else {
             panic!("expected invalid json");
         };
         assert!(m.starts_with("line 2:"), "{m}");
-        let Err(IngestError::InvalidJson(m)) = parse("[{\"a\":1},\n{oops}]", BodyFormat::Json) else {
+        let Err(IngestError::InvalidJson(m)) = parse("[{\"a\":1},\n{oops}]", BodyFormat::Json)
+        else {
             panic!("expected invalid json");
         };
         assert!(m.contains("line 2"), "{m}");
-        assert_eq!(parse("", BodyFormat::Json).map(|_| ()), Err(IngestError::InvalidJson("EOF while parsing a value (line 1, column 0)".into())));
+        assert_eq!(
+            parse("", BodyFormat::Json).map(|_| ()),
+            Err(IngestError::InvalidJson(
+                "EOF while parsing a value (line 1, column 0)".into()
+            ))
+        );
         assert_eq!(parse("[]", BodyFormat::Json), Err(IngestError::Empty));
         assert_eq!(parse("\n\n", BodyFormat::Ndjson), Err(IngestError::Empty));
     }
 
     #[test]
     fn limits_are_enforced() {
-        let limits = Limits { max_batch_events: 2, max_depth: 3, max_keys: 3, max_string_bytes: 5, max_event_bytes: 40, ..Limits::default() };
+        let limits = Limits {
+            max_batch_events: 2,
+            max_depth: 3,
+            max_keys: 3,
+            max_string_bytes: 5,
+            max_event_bytes: 40,
+            ..Limits::default()
+        };
         let p = |s: &str| parse_body(s.as_bytes(), BodyFormat::Json, &limits);
-        assert!(matches!(p("[1,2,3]"), Err(IngestError::TooManyEvents { max: 2 })));
-        assert!(matches!(parse_body(b"1\n2\n3", BodyFormat::Ndjson, &limits), Err(IngestError::TooManyEvents { .. })));
-        assert!(matches!(p(r#"{"a":{"b":{"c":{}}}}"#), Err(IngestError::TooComplex { .. })));
+        assert!(matches!(
+            p("[1,2,3]"),
+            Err(IngestError::TooManyEvents { max: 2 })
+        ));
+        assert!(matches!(
+            parse_body(b"1\n2\n3", BodyFormat::Ndjson, &limits),
+            Err(IngestError::TooManyEvents { .. })
+        ));
+        assert!(matches!(
+            p(r#"{"a":{"b":{"c":{}}}}"#),
+            Err(IngestError::TooComplex { .. })
+        ));
         assert!(p(r#"{"a":{"b":{"c":1}}}"#).is_ok());
-        assert!(matches!(p(r#"{"a":1,"b":2,"c":3,"d":4}"#), Err(IngestError::TooComplex { .. })));
-        assert!(matches!(p(r#"{"a":"123456"}"#), Err(IngestError::TooComplex { .. })));
-        assert!(matches!(p(&format!("[{{\"a\":\"{}\"}}]", "x".repeat(50))), Err(IngestError::EventTooLarge { index: 0, .. })));
+        assert!(matches!(
+            p(r#"{"a":1,"b":2,"c":3,"d":4}"#),
+            Err(IngestError::TooComplex { .. })
+        ));
+        assert!(matches!(
+            p(r#"{"a":"123456"}"#),
+            Err(IngestError::TooComplex { .. })
+        ));
+        assert!(matches!(
+            p(&format!("[{{\"a\":\"{}\"}}]", "x".repeat(50))),
+            Err(IngestError::EventTooLarge { index: 0, .. })
+        ));
     }
 
     #[test]
@@ -351,7 +414,11 @@ mod tests {
 
     #[test]
     fn escaped_quotes_inside_strings() {
-        let e = parse(r#"{"a":"he said \"timestamp\": 5","timestamp":7}"#, BodyFormat::Json).unwrap();
+        let e = parse(
+            r#"{"a":"he said \"timestamp\": 5","timestamp":7}"#,
+            BodyFormat::Json,
+        )
+        .unwrap();
         assert_eq!(e[0].timestamp, Some(7));
     }
 }

@@ -76,8 +76,19 @@ mod tests {
     #[test]
     fn refuses_traversal_and_junk() {
         for bad in [
-            "", ".", "..", "../x", ".hidden", "%2e%2e", "a b", "a\0b", "a/b", "a\\b", "é",
-            "a:b", &"n".repeat(129),
+            "",
+            ".",
+            "..",
+            "../x",
+            ".hidden",
+            "%2e%2e",
+            "a b",
+            "a\0b",
+            "a/b",
+            "a\\b",
+            "é",
+            "a:b",
+            &"n".repeat(129),
         ] {
             assert_eq!(LogName::new(bad), Err(InvalidLogName), "{bad:?}");
         }

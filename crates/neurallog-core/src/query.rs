@@ -48,7 +48,11 @@ pub struct ReadQuery {
 
 impl Default for ReadQuery {
     fn default() -> Self {
-        Self { range: TimeRange::default(), limit: DEFAULT_LIMIT, before: None }
+        Self {
+            range: TimeRange::default(),
+            limit: DEFAULT_LIMIT,
+            before: None,
+        }
     }
 }
 
@@ -102,7 +106,9 @@ impl FieldFilter {
     pub fn new(path: &str, raw_value: &str) -> Result<Self, String> {
         let path: Vec<String> = path.split('.').map(str::to_owned).collect();
         if path.is_empty() || path.len() > MAX_PATH_SEGMENTS || path.iter().any(String::is_empty) {
-            return Err(format!("field filter path must be 1-{MAX_PATH_SEGMENTS} non-empty segments separated by '.'"));
+            return Err(format!(
+                "field filter path must be 1-{MAX_PATH_SEGMENTS} non-empty segments separated by '.'"
+            ));
         }
         let value = match serde_json::from_str::<Value>(raw_value) {
             Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null | Value::String(_))) => v,
@@ -160,7 +166,10 @@ pub struct Matcher {
 impl Matcher {
     /// A matcher for `text` (may be empty) and the field filters.
     pub fn new(text: &str, filters: Vec<FieldFilter>) -> Self {
-        Self { needle: text.as_bytes().to_ascii_lowercase(), filters }
+        Self {
+            needle: text.as_bytes().to_ascii_lowercase(),
+            filters,
+        }
     }
 
     /// The lowercased text needle (empty when the search has no text).
@@ -231,7 +240,10 @@ mod tests {
 
     #[test]
     fn time_range() {
-        let r = TimeRange { since: Some(10), until: Some(20) };
+        let r = TimeRange {
+            since: Some(10),
+            until: Some(20),
+        };
         assert!(r.contains(10) && r.contains(20) && !r.contains(21));
         assert!(r.overlaps(0, 10) && r.overlaps(20, 30) && !r.overlaps(21, 30));
     }
@@ -239,6 +251,10 @@ mod tests {
     #[test]
     fn limits() {
         assert_eq!(parse_limit("1"), Ok(1));
-        assert!(parse_limit("0").is_err() && parse_limit("10001").is_err() && parse_limit("-1").is_err());
+        assert!(
+            parse_limit("0").is_err()
+                && parse_limit("10001").is_err()
+                && parse_limit("-1").is_err()
+        );
     }
 }

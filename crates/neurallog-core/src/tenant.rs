@@ -19,7 +19,9 @@ pub struct TenantId(String);
 
 /// Why a string is not a valid tenant id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("tenant id must be a DNS label: 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit")]
+#[error(
+    "tenant id must be a DNS label: 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+)]
 pub struct InvalidTenantId;
 
 impl TenantId {
@@ -31,11 +33,7 @@ impl TenantId {
         let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
             return Err(InvalidTenantId);
         };
-        if bytes.len() > 63
-            || !bytes.iter().all(valid_char)
-            || *first == b'-'
-            || *last == b'-'
-        {
+        if bytes.len() > 63 || !bytes.iter().all(valid_char) || *first == b'-' || *last == b'-' {
             return Err(InvalidTenantId);
         }
         Ok(Self(s))
@@ -86,7 +84,17 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         for bad in [
-            "", "-a", "a-", "A", "a_b", "a.b", "../x", "a/b", "a\0b", "é", &"x".repeat(64),
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "../x",
+            "a/b",
+            "a\0b",
+            "é",
+            &"x".repeat(64),
         ] {
             assert_eq!(TenantId::new(bad), Err(InvalidTenantId), "{bad:?}");
         }

@@ -62,13 +62,23 @@ mod tests {
     fn parses_both_forms() {
         assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
-        assert_eq!(parse_time("2023-11-14T23:13:20.5+01:00"), Ok(1_700_000_000_500));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20.5+01:00"),
+            Ok(1_700_000_000_500)
+        );
         assert_eq!(format_ms(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
     }
 
     #[test]
     fn refuses_junk_and_out_of_range() {
-        for bad in ["", "yesterday", "-5", "99999999999999999999", "2023-13-01T00:00:00Z", "253402300800000"] {
+        for bad in [
+            "",
+            "yesterday",
+            "-5",
+            "99999999999999999999",
+            "2023-13-01T00:00:00Z",
+            "253402300800000",
+        ] {
             assert_eq!(parse_time(bad), Err(InvalidTime), "{bad}");
         }
         assert_eq!(parse_json_time(&serde_json::json!(true)), None);

@@ -1,0 +1,395 @@
+//! The embedded backend: an LSM tree (fjall) under the data directory.
+//!
+//! Layout, in two keyspaces:
+//!
+//! ```text
+//! blocks: <tenant> 0x00 <log> 0x00 <last entry id, 16 bytes BE>  ->  encoded block
+//! logs:   <tenant> 0x00 <log>                                     ->  LogMeta (48 bytes)
+//! ```
+//!
+//! Tenant ids and log names never contain 0x00, so a tenant's or a log's keys are exactly
+//! those under its prefix, and one tenant's iteration can never reach another's keys. Keying
+//! blocks by their newest id makes "the block that holds id X" one seek
+//! (the first key >= X) and "newest first" a reverse scan.
+//!
+//! All writes go through one writer thread ([`writer`]), which is the group commit: it
+//! drains every append waiting at that moment, assigns their ids, packs each log's events
+//! into blocks, writes them and the log counters in one atomic batch, syncs the journal
+//! (`fdatasync`) once, and only then acknowledges. Many small concurrent requests thus share
+//! one block and one sync. Reads run on the blocking pool against the tree directly.
+
+mod keys;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use neurallog_core::{
+    EntryId, LogName, TenantId,
+    ingest::NewEvent,
+    query::{LogScope, Matcher, ReadQuery, SearchQuery, TimeRange},
+};
+use tokio::sync::oneshot;
+
+use crate::block::{self, Block};
+use crate::{LogSummary, Page, Result, Storage, StorageError};
+use keys::LogMeta;
+use writer::{Command, WriterHandle};
+
+/// The shared state of the embedded store.
+struct Tree {
+    db: Database,
+    blocks: Keyspace,
+    logs: Keyspace,
+}
+
+/// The default storage backend.
+#[derive(Clone)]
+pub struct EmbeddedStorage {
+    tree: Arc<Tree>,
+    writer: WriterHandle,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStorage")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(e: fjall::Error) -> StorageError {
+    StorageError::internal(format!("embedded store: {e}"))
+}
+
+impl EmbeddedStorage {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::internal(format!("create {}: {e}", dir.display())))?;
+        let db = Database::builder(dir.join("store"))
+            // The journal is synced by the writer after each group commit.
+            .manual_journal_persist(true)
+            .cache_size(64 * 1024 * 1024)
+            .open()
+            .map_err(io_err)?;
+        // Blocks are compressed already; compressing them again would only cost CPU.
+        let blocks = db
+            .keyspace("blocks", || {
+                KeyspaceCreateOptions::default()
+                    .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
+            })
+            .map_err(io_err)?;
+        let logs = db
+            .keyspace("logs", KeyspaceCreateOptions::default)
+            .map_err(io_err)?;
+        let tree = Arc::new(Tree { db, blocks, logs });
+        let floor = newest_id(&tree)?;
+        let writer = writer::spawn(tree.clone(), floor)?;
+        Ok(Self {
+            tree,
+            writer,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tree) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || f(&tree))
+            .await
+            .map_err(|e| StorageError::internal(format!("storage task failed: {e}")))?
+    }
+
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(make(tx))?;
+        rx.await
+            .map_err(|_| StorageError::unavailable("storage writer stopped"))?
+    }
+}
+
+/// The newest id stored anywhere, so that new ids sort after it even if the clock moved back.
+fn newest_id(tree: &Tree) -> Result<EntryId> {
+    let mut newest = EntryId::MIN;
+    for kv in tree.logs.iter() {
+        let (_, v) = kv.into_inner().map_err(io_err)?;
+        newest = newest.max(LogMeta::decode(&v)?.last_id);
+    }
+    Ok(newest)
+}
+
+fn meta(tree: &Tree, tenant: &TenantId, log: &LogName) -> Result<Option<LogMeta>> {
+    match tree.logs.get(keys::meta_key(tenant, log)).map_err(io_err)? {
+        Some(v) => Ok(Some(LogMeta::decode(&v)?)),
+        None => Ok(None),
+    }
+}
+
+/// Finds the block that holds `id`: the first block whose newest id is >= `id`.
+fn block_holding(
+    tree: &Tree,
+    tenant: &TenantId,
+    log: &LogName,
+    id: EntryId,
+) -> Result<Option<(Vec<u8>, Block)>> {
+    let prefix = keys::log_prefix(tenant, log);
+    let lo = keys::block_key(&prefix, id);
+    let hi = keys::block_key(&prefix, EntryId::MAX);
+    let Some(kv) = tree.blocks.range(lo..=hi).next() else {
+        return Ok(None);
+    };
+    let (k, v) = kv.into_inner().map_err(io_err)?;
+    Ok(Some((k.to_vec(), Block::decode(&v)?)))
+}
+
+/// Walks a log's blocks newest first, from the block that may hold ids just below `before`,
+/// handing each block that overlaps `range` to `visit` with the number of its entries below
+/// `before`. `visit` returns `false` to stop.
+fn walk_newest_first(
+    tree: &Tree,
+    tenant: &TenantId,
+    log: &LogName,
+    before: EntryId,
+    range: TimeRange,
+    mut visit: impl FnMut(&Block, usize) -> Result<bool>,
+) -> Result<()> {
+    let prefix = keys::log_prefix(tenant, log);
+    let split = keys::block_key(&prefix, before);
+    let lo = keys::block_key(&prefix, EntryId::MIN);
+    let hi = keys::block_key(&prefix, EntryId::MAX);
+    // Only the first block at or above `before` can hold ids below it; then every block
+    // below `split` in reverse.
+    let first = tree.blocks.range(split.clone()..=hi).next();
+    let rest = tree.blocks.range(lo..split).rev();
+    for kv in first.into_iter().chain(rest) {
+        let v = kv.value().map_err(io_err)?;
+        let h = block::header(&v)?;
+        if !range.overlaps(h.min_ts, h.max_ts) {
+            continue;
+        }
+        let b = Block::decode(&v)?;
+        let upto = b.count_before(before);
+        if upto > 0 && !visit(&b, upto)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn read_log(tree: &Tree, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page> {
+    let mut entries = Vec::new();
+    let want = q.limit + 1;
+    walk_newest_first(
+        tree,
+        tenant,
+        log,
+        q.before.unwrap_or(EntryId::MAX),
+        q.range,
+        |b, upto| {
+            for i in (0..upto).rev() {
+                if q.range.contains(b.ts(i)) {
+                    entries.push(b.entry(i, log)?);
+                    if entries.len() == want {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(crate::paginate(entries, q.limit))
+}
+
+fn search_log(
+    tree: &Tree,
+    tenant: &TenantId,
+    log: &LogName,
+    matcher: &Matcher,
+    q: &SearchQuery,
+) -> Result<Vec<neurallog_core::Entry>> {
+    let mut entries = Vec::new();
+    let want = q.limit + 1;
+    walk_newest_first(
+        tree,
+        tenant,
+        log,
+        q.before.unwrap_or(EntryId::MAX),
+        q.range,
+        |b, upto| {
+            for i in b.matching(matcher, upto).into_iter().rev() {
+                if q.range.contains(b.ts(i)) {
+                    entries.push(b.entry(i, log)?);
+                    if entries.len() == want {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(entries)
+}
+
+fn list_logs(tree: &Tree, tenant: &TenantId) -> Result<Vec<(LogName, LogMeta)>> {
+    let prefix = keys::tenant_prefix(tenant);
+    let mut out = Vec::new();
+    for kv in tree.logs.prefix(&prefix) {
+        let (k, v) = kv.into_inner().map_err(io_err)?;
+        let name = std::str::from_utf8(&k[prefix.len()..])
+            .ok()
+            .and_then(|s| LogName::new(s).ok())
+            .ok_or_else(|| StorageError::corrupt("stored log name is invalid"))?;
+        let m = LogMeta::decode(&v)?;
+        if m.count > 0 {
+            out.push((name, m));
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Storage for EmbeddedStorage {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn append(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<EntryId>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.command(|reply| Command::Append {
+            tenant,
+            log,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    async fn list_logs(&self, tenant: &TenantId) -> Result<Vec<LogName>> {
+        let tenant = tenant.clone();
+        self.blocking(move |t| Ok(list_logs(t, &tenant)?.into_iter().map(|(n, _)| n).collect()))
+            .await
+    }
+
+    async fn read(&self, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page> {
+        let (tenant, log, q) = (tenant.clone(), log.clone(), q.clone());
+        self.blocking(move |t| read_log(t, &tenant, &log, &q)).await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        id: EntryId,
+    ) -> Result<Option<neurallog_core::Entry>> {
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.blocking(move |t| {
+            let Some((_, b)) = block_holding(t, &tenant, &log, id)? else {
+                return Ok(None);
+            };
+            b.find(id).map(|i| b.entry(i, &log)).transpose()
+        })
+        .await
+    }
+
+    async fn delete_entry(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<bool> {
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.command(|reply| Command::DeleteEntry {
+            tenant,
+            log,
+            id,
+            reply,
+        })
+        .await
+    }
+
+    async fn delete_log(&self, tenant: &TenantId, log: &LogName) -> Result<u64> {
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.command(|reply| Command::DeleteLog { tenant, log, reply })
+            .await
+    }
+
+    async fn search(&self, tenant: &TenantId, q: &SearchQuery) -> Result<Page> {
+        let (tenant, q) = (tenant.clone(), q.clone());
+        self.blocking(move |t| {
+            let logs = match &q.scope {
+                LogScope::One(l) => vec![l.clone()],
+                LogScope::All => list_logs(t, &tenant)?.into_iter().map(|(n, _)| n).collect(),
+            };
+            let mut all = Vec::new();
+            for log in &logs {
+                all.extend(search_log(t, &tenant, log, &q.matcher, &q)?);
+            }
+            all.sort_by(|a, b| b.id.cmp(&a.id));
+            all.truncate(q.limit + 1);
+            Ok(crate::paginate(all, q.limit))
+        })
+        .await
+    }
+
+    async fn log_summary(&self, tenant: &TenantId, log: &LogName) -> Result<LogSummary> {
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.blocking(move |t| {
+            Ok(meta(t, &tenant, &log)?
+                .map(|m| m.summary())
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn tenant_summary(&self, tenant: &TenantId) -> Result<Vec<(LogName, LogSummary)>> {
+        let tenant = tenant.clone();
+        self.blocking(move |t| {
+            Ok(list_logs(t, &tenant)?
+                .into_iter()
+                .map(|(n, m)| (n, m.summary()))
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_tenant(&self, tenant: &TenantId) -> Result<u64> {
+        let tenant = tenant.clone();
+        self.command(|reply| Command::DeleteTenant { tenant, reply })
+            .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.writer.check()?;
+        self.blocking(|t| t.logs.first_key_value().map(|_| ()).map_or(Ok(()), Ok))
+            .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.command(|reply| Command::Flush { reply }).await
+    }
+
+    async fn disk_usage(&self) -> Result<Option<u64>> {
+        self.blocking(|t| {
+            t.db.persist(PersistMode::SyncAll).map_err(io_err)?;
+            Ok(Some(t.db.disk_space().map_err(io_err)?))
+        })
+        .await
+    }
+}

@@ -1,0 +1,179 @@
+//! NeuralLog storage.
+//!
+//! - [`Storage`]: the one interface every backend implements; every call names a tenant, so
+//!   no code path can read or write without one.
+//! - [`StorageError`]: failures with a [`ErrorKind`] the server maps to HTTP statuses.
+//! - [`block`]: the compressed block format events are stored in (shared by all backends).
+//! - [`embedded`]: the default backend, an LSM tree (fjall) under the data directory.
+//! - `testsuite` (feature): the conformance suite every backend runs.
+
+pub mod block;
+pub mod embedded;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use neurallog_core::{
+    Entry, EntryId, LogName, TenantId,
+    ingest::NewEvent,
+    query::{ReadQuery, SearchQuery},
+};
+
+pub use embedded::EmbeddedStorage;
+
+/// What kind of failure a storage call met; the server maps it to a status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The backend cannot be reached or is shutting down (503, retry later).
+    Unavailable,
+    /// Stored data failed to decode or verify.
+    Corrupt,
+    /// Anything else: an IO error, a bug.
+    Internal,
+}
+
+/// A storage failure. Its message is for the server's log, not for clients.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct StorageError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl StorageError {
+    /// A failure of the given kind.
+    pub fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
+        Self {
+            kind,
+            message: message.to_string(),
+        }
+    }
+
+    /// The backend is unreachable.
+    pub fn unavailable(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// Stored data is damaged.
+    pub fn corrupt(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Corrupt, message)
+    }
+
+    /// Any other failure.
+    pub fn internal(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+}
+
+/// Result of storage calls.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A page of entries, newest first, and the cursor of the next page when there may be one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub entries: Vec<Entry>,
+    pub next_cursor: Option<EntryId>,
+}
+
+/// Counts of one log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogSummary {
+    /// Entries stored.
+    pub count: u64,
+    /// Bytes of event JSON stored, before compression.
+    pub bytes: u64,
+    /// Smallest and largest entry timestamp (ms), when the log has entries.
+    pub min_ts: Option<i64>,
+    pub max_ts: Option<i64>,
+}
+
+impl LogSummary {
+    /// Adds another summary into this one (for tenant totals).
+    pub fn merge(&mut self, o: &LogSummary) {
+        self.count += o.count;
+        self.bytes += o.bytes;
+        self.min_ts = match (self.min_ts, o.min_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max_ts = match (self.max_ts, o.max_ts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// The storage interface. Every call is scoped by tenant; implementations keep tenants'
+/// data in disjoint key spaces so that no query of one tenant can reach another's.
+///
+/// `append` is durable when it returns `Ok`: the events survive a crash of the process.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug + 'static {
+    /// A short name of the backend (`embedded`, `redis`).
+    fn backend(&self) -> &'static str;
+
+    /// Stores a batch atomically (all or none) and returns the new ids in order.
+    /// Events without their own timestamp get the time the store accepted them.
+    async fn append(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<EntryId>>;
+
+    /// Names of the tenant's logs that hold entries, sorted.
+    async fn list_logs(&self, tenant: &TenantId) -> Result<Vec<LogName>>;
+
+    /// Entries of one log, newest first; an unknown log reads as empty.
+    async fn read(&self, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page>;
+
+    /// One entry.
+    async fn get(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<Option<Entry>>;
+
+    /// Removes one entry; `false` when it did not exist.
+    async fn delete_entry(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<bool>;
+
+    /// Removes a whole log and returns how many entries it held.
+    async fn delete_log(&self, tenant: &TenantId, log: &LogName) -> Result<u64>;
+
+    /// Searches one or all logs of the tenant, newest first.
+    async fn search(&self, tenant: &TenantId, q: &SearchQuery) -> Result<Page>;
+
+    /// Counts of one log (zero for an unknown log).
+    async fn log_summary(&self, tenant: &TenantId, log: &LogName) -> Result<LogSummary>;
+
+    /// Counts of every log of the tenant, sorted by name.
+    async fn tenant_summary(&self, tenant: &TenantId) -> Result<Vec<(LogName, LogSummary)>>;
+
+    /// Removes every log of a tenant; returns the number of entries removed.
+    async fn delete_tenant(&self, tenant: &TenantId) -> Result<u64>;
+
+    /// Checks that the backend answers (readiness).
+    async fn ping(&self) -> Result<()>;
+
+    /// Makes everything written so far durable and quiesces background work (shutdown).
+    async fn flush(&self) -> Result<()>;
+
+    /// Bytes the backend occupies on disk, when it can tell.
+    async fn disk_usage(&self) -> Result<Option<u64>>;
+}
+
+/// Cuts a newest-first list that was read with one entry to spare into a page: the spare
+/// entry proves there is a next page, whose cursor is the last entry kept.
+pub fn paginate(mut entries: Vec<neurallog_core::Entry>, limit: usize) -> Page {
+    if entries.len() > limit {
+        entries.truncate(limit);
+        let next_cursor = entries.last().map(|e| e.id);
+        Page {
+            entries,
+            next_cursor,
+        }
+    } else {
+        Page {
+            entries,
+            next_cursor: None,
+        }
+    }
+}
