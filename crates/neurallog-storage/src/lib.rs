@@ -5,10 +5,13 @@
 //! - [`StorageError`]: failures with a [`ErrorKind`] the server maps to HTTP statuses.
 //! - [`block`]: the compressed block format events are stored in (shared by all backends).
 //! - [`embedded`]: the default backend, an LSM tree (fjall) under the data directory.
+//! - `redis` (feature): the Redis backend, for stateless servers sharing one Redis.
 //! - `testsuite` (feature): the conformance suite every backend runs.
 
 pub mod block;
 pub mod embedded;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 

@@ -1,0 +1,2 @@
+//! Faults of the Redis backend against a real `redis-server`.
+mod support;
