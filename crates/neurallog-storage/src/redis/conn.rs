@@ -190,6 +190,9 @@ pub fn map_err(target: &str, e: RedisError) -> StorageError {
             (ErrorKind::Unavailable, "redis is not ready")
         }
         _ if code == "BUSY" => (ErrorKind::Unavailable, "redis is busy"),
+        _ if e.to_string().contains("certificate") => {
+            (ErrorKind::Unavailable, "tls certificate check failed")
+        }
         K::Io | K::Parse => (ErrorKind::Unavailable, "unreachable"),
         _ if e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() => {
             (ErrorKind::Unavailable, "unreachable")
