@@ -52,6 +52,7 @@ mod writer;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::{RedisResult, Value};
@@ -90,6 +91,8 @@ pub(crate) struct Shared {
     prefix: String,
     /// Upper bound of one Redis operation, reconnect included.
     op_timeout: Duration,
+    /// Append shares that were refused for an id below the log's floor and renumbered.
+    renumbered: AtomicU64,
 }
 
 impl Shared {
@@ -145,6 +148,7 @@ impl RedisStorage {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
             op_timeout: opts.timeout * 2,
+            renumbered: AtomicU64::new(0),
         });
         let writer = writer::spawn(shared.clone());
         Ok(Self { shared, writer })
@@ -153,6 +157,12 @@ impl RedisStorage {
     /// `host:port db N` of the server (no credentials), for logs.
     pub fn target(&self) -> &str {
         &self.shared.conn.target
+    }
+
+    /// How many append shares had to be renumbered because another writer had committed a
+    /// higher id to the same log first (a measure of contention between replicas).
+    pub fn renumbered(&self) -> u64 {
+        self.shared.renumbered.load(Ordering::Relaxed)
     }
 
     /// Retention: removes up to `max_blocks` of the log's oldest blocks whose every entry was

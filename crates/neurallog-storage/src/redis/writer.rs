@@ -185,6 +185,9 @@ async fn commit(shared: &Shared, ids: &mut IdGenerator, mut pending: Vec<LogGrou
                 (Ok(Some(floor)), _) if g.attempts + 1 < MAX_ATTEMPTS => {
                     tracing::debug!(log = %g.log, "append raced another writer, renumbering");
                     bump(ids, floor);
+                    shared
+                        .renumbered
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     g.attempts += 1;
                     retry.push(g);
                 }
