@@ -621,7 +621,7 @@ impl Storage for RedisStorage {
                 .await?;
             all.extend(found);
         }
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|e| std::cmp::Reverse(e.id));
         all.truncate(q.limit + 1);
         Ok(crate::paginate(all, q.limit))
     }
@@ -760,9 +760,12 @@ mod tests {
         let s = |v: &[Option<&str>]| {
             summary_of(&v.iter().map(|x| x.map(str::to_owned)).collect::<Vec<_>>())
         };
-        assert_eq!(s(&[None, None, None, None]).unwrap(), LogSummary::default());
         assert_eq!(
-            s(&[Some("2"), Some("15"), Some("3000"), Some("5000")]).unwrap(),
+            s(&[None, None, None, None]).expect("test value"),
+            LogSummary::default()
+        );
+        assert_eq!(
+            s(&[Some("2"), Some("15"), Some("3000"), Some("5000")]).expect("test value"),
             LogSummary {
                 count: 2,
                 bytes: 15,
@@ -771,7 +774,7 @@ mod tests {
             }
         );
         assert_eq!(
-            s(&[Some("0"), Some("0"), None, None]).unwrap(),
+            s(&[Some("0"), Some("0"), None, None]).expect("test value"),
             LogSummary::default()
         );
         assert!(s(&[Some("x"), None, None, None]).is_err());

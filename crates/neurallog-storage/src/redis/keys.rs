@@ -184,14 +184,14 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> TenantId {
-        TenantId::new(s).unwrap()
+        TenantId::new(s).expect("test value")
     }
 
     #[test]
     fn keys_carry_prefix_and_tenant_hash_tag() {
         let k = TenantKeys::new("nl", &t("acme"));
         assert_eq!(k.logs(), "nl:{acme}:logs");
-        let l = k.log(&LogName::new("app.v2").unwrap());
+        let l = k.log(&LogName::new("app.v2").expect("test value"));
         assert_eq!(l.meta, "nl:{acme}:meta:app.v2");
         assert_eq!(l.index, "nl:{acme}:index:app.v2");
         assert_eq!(l.blocks, "nl:{acme}:blocks:app.v2");
@@ -206,8 +206,8 @@ mod tests {
         assert!(!pq.logs().starts_with(p.base()));
         assert!(!p.logs().starts_with(pq.base()));
         // A log name cannot reach another key kind: names hold no ':'.
-        let a = p.log(&LogName::new("x").unwrap());
-        let b = p.log(&LogName::new("x.y").unwrap());
+        let a = p.log(&LogName::new("x").expect("test value"));
+        let b = p.log(&LogName::new("x.y").expect("test value"));
         assert_ne!(a.index, b.index);
     }
 
@@ -231,7 +231,7 @@ mod tests {
             raw_bytes: 99,
         };
         let a = m(7, 3);
-        assert_eq!(IndexMember::decode(&a.encode()).unwrap(), a);
+        assert_eq!(IndexMember::decode(&a.encode()).expect("test value"), a);
         assert!(IndexMember::decode(&[0; 39]).is_err());
         // The id alone orders members, whatever the suffix.
         assert!(m(7, u32::MAX).encode() < m(8, 0).encode());
