@@ -340,7 +340,7 @@ impl<'a> Walk<'a> {
 
     /// The next blocks, newest first: about `want` entries' worth, at most a bounded batch.
     /// `None` when the log has no more blocks in the window.
-    async fn next_batch(&mut self, want: usize) -> Result<Option<Vec<Block>>> {
+    async fn next_batch(&mut self, want: usize) -> Result<Option<Vec<Vec<u8>>>> {
         loop {
             let mut chosen: Vec<IndexMember> = Vec::new();
             let (mut entries, mut raw) = (0usize, 0u64);
@@ -394,16 +394,15 @@ impl<'a> Walk<'a> {
             if got.is_empty() {
                 continue;
             }
-            let blocks = blocking(move || got.iter().map(|b| Block::decode(b)).collect()).await?;
-            return Ok(Some(blocks));
+            return Ok(Some(got));
         }
     }
 }
 
-/// Entries of `blocks` (newest first) below `before`, in `range`, accepted by `matcher`
-/// (when given), at most `want`.
+/// Entries of the encoded `blocks` (newest first) below `before`, in `range`, accepted by
+/// `matcher` (when given), at most `want`.
 fn collect(
-    blocks: &[Block],
+    blocks: &[Vec<u8>],
     log: &LogName,
     before: EntryId,
     range: TimeRange,
@@ -411,7 +410,8 @@ fn collect(
     want: usize,
 ) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for b in blocks {
+    for raw in blocks {
+        let b = Block::decode(raw)?;
         let upto = b.count_before(before);
         let positions: Vec<usize> = match matcher {
             Some(m) => b.matching(m, upto),
@@ -444,21 +444,31 @@ impl RedisStorage {
         let mut walk = Walk::new(&self.shared, keys, before, range);
         let bound = before.unwrap_or(EntryId::MAX);
         let mut entries = Vec::new();
+        // A search cannot tell from the index how many entries will match: it fetches full
+        // batches, and fetches the next one while the blocking pool scans the current one.
+        // A read asks for just what it still needs, and nothing ahead.
+        let search = matcher.is_some();
+        let mut next = walk
+            .next_batch(if search { usize::MAX } else { want })
+            .await?;
         while entries.len() < want {
-            // A search cannot tell from the index how many entries will match: fetch full
-            // batches; a read asks for just what it still needs.
-            let hint = if matcher.is_some() {
-                usize::MAX
-            } else {
-                want - entries.len()
-            };
-            let Some(blocks) = walk.next_batch(hint).await? else {
+            let Some(blocks) = next.take() else {
                 break;
             };
             let (log, matcher, need) = (log.clone(), matcher.cloned(), want - entries.len());
-            let got =
-                blocking(move || collect(&blocks, &log, bound, range, matcher.as_ref(), need))
-                    .await?;
+            let scan =
+                blocking(move || collect(&blocks, &log, bound, range, matcher.as_ref(), need));
+            let got = if search {
+                let (got, ahead) = tokio::join!(scan, walk.next_batch(usize::MAX));
+                next = ahead?;
+                got?
+            } else {
+                let got = scan.await?;
+                if entries.len() + got.len() < want {
+                    next = walk.next_batch(want - entries.len() - got.len()).await?;
+                }
+                got
+            };
             entries.extend(got);
         }
         Ok(entries)

@@ -33,12 +33,17 @@ pub fn redis_available() -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("redis-server is not on PATH and CI is set: the Redis tests must run in CI");
     }
-    eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED: redis-server is not on PATH, the Redis tests did not run !!!\n\
-         !!! install it (apt-get install redis-server) to run them             !!!\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
+    // NB: written to the stderr handle, not with eprintln!, which the test harness captures
+    // and hides for passing tests; once per test binary.
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = std::io::stderr().write_all(
+            b"\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+              !!! SKIPPED: redis-server is not on PATH, the Redis tests did not run !!!\n\
+              !!! install it (apt-get install redis-server) to run them             !!!\n\
+              !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n",
+        );
+    });
     false
 }
 
