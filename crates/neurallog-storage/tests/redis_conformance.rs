@@ -1,22 +1,40 @@
-//! The conformance suite against a real `redis-server`, each case on a fresh server.
-//! A second run of the suite shares one server between two key prefixes, to show that
-//! deployments with different prefixes do not see each other.
+//! The conformance suite against a real `redis-server`, each case on a fresh server, in
+//! each way of reaching Redis: plain, with a password, as an ACL user confined to the key
+//! prefix, and over TLS. Then Redis-specific behaviour beyond the shared suite.
 
 mod support;
 
 use std::sync::Arc;
 
 use neurallog_storage::Storage;
-use support::{ServedStore, redis_available};
+use support::{Mode, ServedStore, redis_available};
 
-async fn fresh() -> Option<Arc<dyn Storage>> {
+async fn fresh(mode: Mode) -> Option<Arc<dyn Storage>> {
     if !redis_available() {
         return None;
     }
-    Some(Arc::new(ServedStore::fresh(None).await))
+    Some(Arc::new(ServedStore::fresh_in(mode).await))
 }
 
-neurallog_storage::conformance_tests!(fresh());
+mod plain {
+    use super::*;
+    neurallog_storage::conformance_tests!(fresh(Mode::Plain));
+}
+
+mod password {
+    use super::*;
+    neurallog_storage::conformance_tests!(fresh(Mode::Password));
+}
+
+mod acl {
+    use super::*;
+    neurallog_storage::conformance_tests!(fresh(Mode::Acl));
+}
+
+mod tls {
+    use super::*;
+    neurallog_storage::conformance_tests!(fresh(Mode::Tls));
+}
 
 // ---- Redis-specific behaviour beyond the shared suite ----
 

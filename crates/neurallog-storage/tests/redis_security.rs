@@ -9,7 +9,7 @@ use neurallog_core::query::ReadQuery;
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
 use neurallog_storage::testsuite::{event, log, tenant};
 use neurallog_storage::{ErrorKind, Storage, StorageError};
-use support::{RedisServer, redis_available};
+use support::{RedisServer, pki, redis_available, tls_server};
 
 const PASSWORD: &str = "correct-horse-7f3a";
 
@@ -157,46 +157,6 @@ async fn acl_user_limited_to_its_tenant_prefix() {
     assert!(err.message.contains("permission denied"), "{err}");
     let keys = server.cli(None, &["KEYS", "*beta*"]);
     assert!(keys.trim().is_empty(), "nothing written for beta: {keys}");
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it: (ca pem, cert pem, key pem).
-fn pki() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .expect("server params");
-    let cert = params.signed_by(&key, &issuer).expect("server cert");
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
-}
-
-fn tls_server() -> (RedisServer, String) {
-    let (ca, cert, key) = pki();
-    let dir = tempfile::tempdir().expect("pki dir").keep();
-    let write = |name: &str, body: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, body).expect("write pem");
-        p.display().to_string()
-    };
-    let args = vec![
-        "--save".to_owned(),
-        String::new(),
-        "--appendonly".into(),
-        "no".into(),
-        "--tls-cert-file".into(),
-        write("server.pem", &cert),
-        "--tls-key-file".into(),
-        write("server.key", &key),
-        "--tls-ca-cert-file".into(),
-        write("ca.pem", &ca),
-        "--tls-auth-clients".into(),
-        "no".into(),
-    ];
-    (RedisServer::start_with(args, true), ca)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,8 @@ pub struct RedisServer {
     args: Vec<String>,
     /// Whether the server speaks TLS on `port` (then readiness is a TCP accept only).
     tls: bool,
+    /// Other directories the server reads from (certificates), removed with it.
+    _extra: Vec<tempfile::TempDir>,
 }
 
 impl RedisServer {
@@ -84,6 +86,7 @@ impl RedisServer {
             dir,
             args,
             tls,
+            _extra: Vec::new(),
         };
         s.spawn();
         s
@@ -232,18 +235,118 @@ impl std::fmt::Debug for ServerHandle {
     }
 }
 
+/// How the store reaches its Redis.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// No password.
+    Plain,
+    /// `requirepass`, password given as an option.
+    Password,
+    /// An ACL user confined to the deployment's key prefix, without `@dangerous` commands.
+    Acl,
+    /// `rediss://` with a CA generated for the test.
+    Tls,
+}
+
 impl ServedStore {
     /// A fresh server and a store on it with `prefix`.
     pub async fn fresh(prefix: Option<&str>) -> Self {
         let server = RedisServer::start(&[]);
         let mut opts = RedisOptions::new(server.url());
         opts.key_prefix = prefix.map(str::to_owned);
+        Self::connect(server, opts).await
+    }
+
+    /// A fresh server set up for `mode`, and a store on it.
+    pub async fn fresh_in(mode: Mode) -> Self {
+        match mode {
+            Mode::Plain => Self::fresh(None).await,
+            Mode::Password => {
+                let server = RedisServer::start(&["--requirepass", "suite-pw-4471"]);
+                let mut opts = RedisOptions::new(server.url());
+                opts.password = Some("suite-pw-4471".into());
+                Self::connect(server, opts).await
+            }
+            Mode::Acl => {
+                let server = RedisServer::start(&[]);
+                let out = server.cli(
+                    None,
+                    &[
+                        "ACL",
+                        "SETUSER",
+                        "suite",
+                        "on",
+                        ">suite-pw-1",
+                        "~neurallog:*",
+                        "+@all",
+                        "-@dangerous",
+                    ],
+                );
+                assert_eq!(out.trim(), "OK", "{out}");
+                // The default user can no longer do anything: only the ACL user works.
+                let out = server.cli(None, &["ACL", "SETUSER", "default", "off"]);
+                assert_eq!(out.trim(), "OK", "{out}");
+                let url = format!("redis://suite:suite-pw-1@127.0.0.1:{}", server.port);
+                Self::connect(server, RedisOptions::new(url)).await
+            }
+            Mode::Tls => {
+                let (server, ca) = tls_server();
+                let mut opts = RedisOptions::new(format!("rediss://127.0.0.1:{}", server.port));
+                opts.ca_cert_pem = Some(ca.into_bytes());
+                Self::connect(server, opts).await
+            }
+        }
+    }
+
+    async fn connect(server: RedisServer, opts: RedisOptions) -> Self {
         let store = RedisStorage::connect(opts).await.expect("connect");
         Self {
             store,
             server: Arc::new(ServerHandle(std::sync::Mutex::new(server))),
         }
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: (ca pem, cert pem, key pem).
+pub fn pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("server params");
+    let cert = params.signed_by(&key, &issuer).expect("server cert");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+pub fn tls_server() -> (RedisServer, String) {
+    let (ca, cert, key) = pki();
+    let dir = tempfile::tempdir().expect("pki dir");
+    let write = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).expect("write pem");
+        p.display().to_string()
+    };
+    let args = vec![
+        "--save".to_owned(),
+        String::new(),
+        "--appendonly".into(),
+        "no".into(),
+        "--tls-cert-file".into(),
+        write("server.pem", &cert),
+        "--tls-key-file".into(),
+        write("server.key", &key),
+        "--tls-ca-cert-file".into(),
+        write("ca.pem", &ca),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ];
+    let mut server = RedisServer::start_with(args, true);
+    server._extra.push(dir);
+    (server, ca)
 }
 
 #[async_trait]
