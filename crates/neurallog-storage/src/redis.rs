@@ -47,6 +47,8 @@
 mod conn;
 mod keys;
 mod scripts;
+#[cfg(feature = "testsuite")]
+pub mod testing;
 mod writer;
 
 use std::collections::VecDeque;
