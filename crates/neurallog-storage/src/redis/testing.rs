@@ -4,8 +4,6 @@
 //! Without `redis-server` on PATH, [`redis_available`] prints a loud notice and tests skip,
 //! unless `CI` is set, where it panics: CI must run them.
 
-#![allow(clippy::expect_used)] // test fixture: a failure to start Redis fails the test
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
