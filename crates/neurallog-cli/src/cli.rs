@@ -1,0 +1,146 @@
+//! Command-line arguments (parsed by clap, then validated by each command) and dispatch.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use neurallog_server::config::{Flags, ServerConfig};
+
+use crate::{bench, logs};
+
+/// NeuralLog: a secure, multi-tenant log server and its command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "neurallog", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the log server.
+    Serve(ServeArgs),
+    /// Work with logs on a server.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
+    /// Measure ingest, query, search, memory and disk figures (spec §9).
+    Bench(bench::BenchArgs),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+    /// Inspect the server configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `neurallog serve` flags; each also has an environment variable (spec §2).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (also NEURALLOG_CONFIG).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// API port (PORT, default 3030).
+    #[arg(long)]
+    pub port: Option<String>,
+    /// Listen address (NEURALLOG_BIND, default 127.0.0.1).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Embedded storage directory (NEURALLOG_DATA_DIR, default ./data).
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// Diagnostics level (LOG_LEVEL, RUST_LOG syntax, default info).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+impl ServeArgs {
+    fn flags(&self) -> Flags {
+        Flags {
+            config: self.config.clone(),
+            port: self.port.clone(),
+            bind: self.bind.clone(),
+            data_dir: self.data_dir.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Resolve the configuration as `serve` would and print it, secrets redacted.
+    Show(ServeArgs),
+}
+
+/// Where a client command connects.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "NEURALLOG_URL",
+        default_value = "http://127.0.0.1:3030",
+        global = true
+    )]
+    pub url: String,
+    /// API key (sent as X-API-Key).
+    #[arg(long, env = "NEURALLOG_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+    /// Output format; `table` is for people, `json` for scripts.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Auto, global = true)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table on a terminal, JSON otherwise.
+    Auto,
+    Table,
+    Json,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Resolves the server configuration from flags, the environment and the config file.
+pub fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    Ok(ServerConfig::resolve(&args.flags(), &env_var)?)
+}
+
+fn init_tracing(level: &str) {
+    // The storage engine's own info lines (segment flushes) are noise at the default level.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .unwrap_or_else(|| format!("{level},fjall=warn,lsm_tree=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = server_config(&args)?;
+            init_tracing(&config.log_level);
+            for finding in config.insecure_settings() {
+                tracing::warn!("insecure setting: {finding}");
+            }
+            neurallog_server::run(config, neurallog_server::shutdown_signal()).await
+        }
+        Command::Logs(cmd) => logs::run(cmd).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Openapi => {
+            println!("{}", neurallog_server::openapi::json());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show(args)) => {
+            let config = server_config(&args)?;
+            for (k, v) in config.redacted() {
+                println!("{k} = {v}");
+            }
+            Ok(())
+        }
+    }
+}

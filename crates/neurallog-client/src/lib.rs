@@ -1,0 +1,202 @@
+//! A typed client of the NeuralLog HTTP API.
+//!
+//! Every method returns the API's own response type or a [`ClientError`] that carries the
+//! server's error code and message, so callers can print one readable line.
+
+use neurallog_core::api::{
+    AppendResponse, DeleteResponse, EntryResponse, ErrorBody, LogStatisticsResponse, LogsResponse,
+    ReadResponse, SearchResponse, StatisticsResponse,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The server could not be reached or answered something unreadable.
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl ClientError {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            ClientError::Transport(_) => None,
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> ClientError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    ClientError::Transport(msg)
+}
+
+/// How an append body is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Json,
+    Ndjson,
+}
+
+/// Client of one server.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    api_key: Option<String>,
+}
+
+impl Client {
+    /// A client of `base_url` (e.g. `http://127.0.0.1:3030`) presenting `api_key`.
+    pub fn new(base_url: &str, api_key: Option<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(transport)?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+        })
+    }
+
+    /// A request to `path` (which starts with `/`) with the credential attached.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.api_key {
+            Some(k) => rb.header("X-API-Key", k),
+            None => rb,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(rb: RequestBuilder) -> Result<T, ClientError> {
+        let resp = rb.send().await.map_err(transport)?;
+        Self::decode(resp).await
+    }
+
+    async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Transport(format!("unreadable response: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: b.error,
+                message: b.message,
+            }),
+            Err(_) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: "http_error".into(),
+                message: status.canonical_reason().unwrap_or("error").to_owned(),
+            }),
+        }
+    }
+
+    /// Appends a raw body (JSON object/array or NDJSON).
+    pub async fn append(
+        &self,
+        log: &str,
+        body: Vec<u8>,
+        framing: Framing,
+    ) -> Result<AppendResponse, ClientError> {
+        let ct = match framing {
+            Framing::Json => "application/json",
+            Framing::Ndjson => "application/x-ndjson",
+        };
+        Self::send(
+            self.request(Method::POST, &format!("/logs/{}", enc(log)))
+                .header("Content-Type", ct)
+                .body(body),
+        )
+        .await
+    }
+
+    /// Lists logs.
+    pub async fn list_logs(&self) -> Result<LogsResponse, ClientError> {
+        Self::send(self.request(Method::GET, "/logs")).await
+    }
+
+    /// Reads a log newest first with query parameters (`limit`, `since`, `until`, `cursor`).
+    pub async fn read(
+        &self,
+        log: &str,
+        params: &[(String, String)],
+    ) -> Result<ReadResponse, ClientError> {
+        Self::send(
+            self.request(Method::GET, &format!("/logs/{}", enc(log)))
+                .query(params),
+        )
+        .await
+    }
+
+    /// One entry.
+    pub async fn get(&self, log: &str, id: &str) -> Result<EntryResponse, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/logs/{}/{}", enc(log), enc(id)))).await
+    }
+
+    /// Deletes a log.
+    pub async fn delete_log(&self, log: &str) -> Result<DeleteResponse, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/logs/{}", enc(log)))).await
+    }
+
+    /// Deletes one entry.
+    pub async fn delete_entry(&self, log: &str, id: &str) -> Result<DeleteResponse, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/logs/{}/{}", enc(log), enc(id)))).await
+    }
+
+    /// Searches with query parameters (`query`, `log_name`, `field.<path>`, …).
+    pub async fn search(&self, params: &[(String, String)]) -> Result<SearchResponse, ClientError> {
+        Self::send(self.request(Method::GET, "/search").query(params)).await
+    }
+
+    /// Tenant statistics.
+    pub async fn statistics(&self) -> Result<StatisticsResponse, ClientError> {
+        Self::send(self.request(Method::GET, "/statistics")).await
+    }
+
+    /// Statistics of one log.
+    pub async fn log_statistics(&self, log: &str) -> Result<LogStatisticsResponse, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/logs/{}/statistics", enc(log)))).await
+    }
+
+    /// Whether `/ready` answers 200.
+    pub async fn ready(&self) -> Result<bool, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/ready", self.base))
+            .send()
+            .await
+            .map_err(transport)?;
+        Ok(resp.status() == StatusCode::OK)
+    }
+}
+
+/// Percent-encodes one path segment.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

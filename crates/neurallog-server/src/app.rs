@@ -1,0 +1,85 @@
+//! The router: every route, the shared state, and the layers that keep every response JSON.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use neurallog_core::ingest::Limits;
+use neurallog_storage::Storage;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth::BootstrapAuth;
+use crate::error::ApiError;
+use crate::routes;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub auth: Arc<BootstrapAuth>,
+    pub limits: Arc<Limits>,
+}
+
+/// Builds the router (tests call it without a socket).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(routes::meta::root))
+        .route("/health", get(routes::meta::health))
+        .route("/ready", get(routes::meta::ready))
+        .route("/openapi.json", get(routes::meta::openapi))
+        .route("/logs", get(routes::logs::list))
+        .route(
+            "/logs/{log}",
+            get(routes::logs::read)
+                .post(routes::logs::append)
+                .patch(routes::logs::append)
+                .delete(routes::logs::delete_log),
+        )
+        .route("/logs/{log}/statistics", get(routes::stats::log_statistics))
+        .route(
+            "/logs/{log}/{id}",
+            get(routes::logs::get_entry).delete(routes::logs::delete_entry),
+        )
+        .route("/search", get(routes::search::search))
+        .route("/statistics", get(routes::stats::statistics))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::map_response(json_method_not_allowed))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}
+
+/// axum answers a wrong method with an empty 405 (and the `Allow` header); give it the JSON
+/// error body every other error has, keeping `Allow`.
+async fn json_method_not_allowed(resp: Response<Body>) -> Response<Body> {
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED
+        || resp.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let mut out = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
+}

@@ -1,0 +1,517 @@
+//! Server configuration (spec §2).
+//!
+//! Each setting is resolved in the order command-line flag > environment variable > config
+//! file (TOML) > default. Every secret also accepts `NAME_FILE`, a path to a file holding the
+//! value (the Kubernetes secret-volume convention). Unknown file keys and invalid values stop
+//! start-up with a message naming the key, the value and what is allowed.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use neurallog_core::{TenantId, ingest::Limits};
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
+    ConfigError(format!("invalid {key} '{value}': expected {allowed}"))
+}
+
+/// Deployment mode: production turns insecure-setting warnings into start-up errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+/// Settings given as command-line flags (raw text, validated like every other source).
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub port: Option<String>,
+    pub bind: Option<String>,
+    pub data_dir: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// The config file: the same settings as the environment, in snake case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    port: Option<toml::Value>,
+    bind: Option<String>,
+    data_dir: Option<String>,
+    log_level: Option<String>,
+    env: Option<String>,
+    tenant_id: Option<String>,
+    api_key: Option<String>,
+    api_key_file: Option<String>,
+    redis_url: Option<String>,
+    redis_url_file: Option<String>,
+    redis_password: Option<String>,
+    redis_password_file: Option<String>,
+    redis_ca_cert: Option<String>,
+    max_body_bytes: Option<toml::Value>,
+    max_batch_events: Option<toml::Value>,
+    max_event_bytes: Option<toml::Value>,
+}
+
+/// The resolved configuration of `neurallog serve`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    pub mode: Mode,
+    /// Pins the server to one tenant (the operator runs one server per tenant).
+    pub tenant: Option<TenantId>,
+    /// Bootstrap admin key; generated on first start when absent.
+    pub api_key: Option<Secret>,
+    /// Selects the Redis backend.
+    pub redis_url: Option<Secret>,
+    pub redis_password: Option<Secret>,
+    pub redis_ca_cert: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// A configuration for tests and the benchmark: loopback, an OS-chosen port, `data_dir`.
+    pub fn for_dir(data_dir: &Path) -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            data_dir: data_dir.to_path_buf(),
+            log_level: "info".into(),
+            mode: Mode::Development,
+            tenant: None,
+            api_key: None,
+            redis_url: None,
+            redis_password: None,
+            redis_ca_cert: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Resolves the configuration from flags, the environment (through `env`) and the file.
+    pub fn resolve(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file_path = flags
+            .config
+            .clone()
+            .or_else(|| env("NEURALLOG_CONFIG").map(PathBuf::from));
+        let file = match &file_path {
+            Some(p) => read_file_config(p)?,
+            None => FileConfig::default(),
+        };
+        let toml_text = |v: &Option<toml::Value>| {
+            v.as_ref().map(|v| match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        };
+        let pick = |flag: Option<&String>, var: &str, file: Option<String>| {
+            flag.cloned().or_else(|| env(var)).or(file)
+        };
+
+        let port_text = pick(flags.port.as_ref(), "PORT", toml_text(&file.port))
+            .unwrap_or_else(|| "3030".into());
+        let port = port_text
+            .parse::<u16>()
+            .map_err(|_| invalid("PORT", &port_text, "an integer from 0 to 65535"))?;
+        let bind_text = pick(flags.bind.as_ref(), "NEURALLOG_BIND", file.bind.clone())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let bind = bind_text.parse::<IpAddr>().map_err(|_| {
+            invalid(
+                "NEURALLOG_BIND",
+                &bind_text,
+                "an IP address such as 127.0.0.1 or 0.0.0.0",
+            )
+        })?;
+        let data_dir = PathBuf::from(
+            pick(
+                flags.data_dir.as_ref(),
+                "NEURALLOG_DATA_DIR",
+                file.data_dir.clone(),
+            )
+            .unwrap_or_else(|| "./data".into()),
+        );
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("NEURALLOG_DATA_DIR", "", "a directory path"));
+        }
+        let log_level = pick(
+            flags.log_level.as_ref(),
+            "LOG_LEVEL",
+            file.log_level.clone(),
+        )
+        .unwrap_or_else(|| "info".into());
+        let mode_text = env("NEURALLOG_ENV")
+            .or_else(|| env("NODE_ENV"))
+            .or(file.env.clone())
+            .unwrap_or_else(|| "development".into());
+        let mode = match mode_text.as_str() {
+            "development" | "dev" | "test" => Mode::Development,
+            "production" | "prod" => Mode::Production,
+            _ => {
+                return Err(invalid(
+                    "NEURALLOG_ENV",
+                    &mode_text,
+                    "development or production",
+                ));
+            }
+        };
+        let tenant = match env("TENANT_ID").or(file.tenant_id.clone()) {
+            Some(t) => Some(
+                TenantId::new(t.clone()).map_err(|e| invalid("TENANT_ID", &t, &e.to_string()))?,
+            ),
+            None => None,
+        };
+        let api_key = secret(
+            "API_KEY",
+            env,
+            file.api_key.clone(),
+            file.api_key_file.clone(),
+        )?;
+        if let Some(k) = &api_key {
+            if k.expose().trim().is_empty() {
+                return Err(ConfigError("API_KEY is set but empty".into()));
+            }
+        }
+        let redis_url = secret(
+            "REDIS_URL",
+            env,
+            file.redis_url.clone(),
+            file.redis_url_file.clone(),
+        )?;
+        if let Some(u) = &redis_url {
+            let scheme_ok =
+                u.expose().starts_with("redis://") || u.expose().starts_with("rediss://");
+            if !scheme_ok {
+                // NB: the URL may hold a password, so it is not echoed.
+                return Err(ConfigError(
+                    "invalid REDIS_URL: expected redis://[user:pass@]host:port[/db] or rediss://…"
+                        .into(),
+                ));
+            }
+        }
+        let redis_password = secret(
+            "REDIS_PASSWORD",
+            env,
+            file.redis_password.clone(),
+            file.redis_password_file.clone(),
+        )?;
+        let redis_ca_cert = env("REDIS_CA_CERT")
+            .or(file.redis_ca_cert.clone())
+            .map(PathBuf::from);
+
+        let defaults = Limits::default();
+        let size = |var: &str,
+                    file: Option<String>,
+                    default: usize,
+                    max: usize|
+         -> Result<usize, ConfigError> {
+            match env(var).or(file) {
+                None => Ok(default),
+                Some(t) => match t.parse::<usize>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(invalid(var, &t, &format!("an integer from 1 to {max}"))),
+                },
+            }
+        };
+        let limits = Limits {
+            max_body_bytes: size(
+                "NEURALLOG_MAX_BODY_BYTES",
+                toml_text(&file.max_body_bytes),
+                defaults.max_body_bytes,
+                1 << 30,
+            )?,
+            max_batch_events: size(
+                "NEURALLOG_MAX_BATCH_EVENTS",
+                toml_text(&file.max_batch_events),
+                defaults.max_batch_events,
+                1_000_000,
+            )?,
+            max_event_bytes: size(
+                "NEURALLOG_MAX_EVENT_BYTES",
+                toml_text(&file.max_event_bytes),
+                defaults.max_event_bytes,
+                64 << 20,
+            )?,
+            ..defaults
+        };
+
+        let config = Self {
+            bind,
+            port,
+            data_dir,
+            log_level,
+            mode,
+            tenant,
+            api_key,
+            redis_url,
+            redis_password,
+            redis_ca_cert,
+            limits,
+        };
+        let findings = config.insecure_settings();
+        if config.mode == Mode::Production && !findings.is_empty() {
+            return Err(ConfigError(format!(
+                "refusing to start in production: {}",
+                findings.join("; ")
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Settings that are acceptable for development but not for production.
+    pub fn insecure_settings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.api_key {
+            None => out.push("API_KEY is not set (a key is generated on first start)".to_owned()),
+            Some(k) if k.expose().len() < 32 => {
+                out.push("API_KEY is shorter than 32 characters".to_owned())
+            }
+            Some(_) => {}
+        }
+        out
+    }
+
+    /// The settings as `NAME = value` lines with secrets redacted (for `config show`).
+    pub fn redacted(&self) -> BTreeMap<&'static str, String> {
+        let opt = |s: &Option<Secret>| {
+            s.as_ref()
+                .map_or("(unset)".to_owned(), |_| "[redacted]".to_owned())
+        };
+        BTreeMap::from([
+            ("PORT", self.port.to_string()),
+            ("NEURALLOG_BIND", self.bind.to_string()),
+            ("NEURALLOG_DATA_DIR", self.data_dir.display().to_string()),
+            ("LOG_LEVEL", self.log_level.clone()),
+            ("NEURALLOG_ENV", format!("{:?}", self.mode).to_lowercase()),
+            (
+                "TENANT_ID",
+                self.tenant
+                    .as_ref()
+                    .map_or("(unset)".into(), |t| t.to_string()),
+            ),
+            ("API_KEY", opt(&self.api_key)),
+            ("REDIS_URL", opt(&self.redis_url)),
+            ("REDIS_PASSWORD", opt(&self.redis_password)),
+            (
+                "REDIS_CA_CERT",
+                self.redis_ca_cert
+                    .as_ref()
+                    .map_or("(unset)".into(), |p| p.display().to_string()),
+            ),
+            (
+                "NEURALLOG_MAX_BODY_BYTES",
+                self.limits.max_body_bytes.to_string(),
+            ),
+            (
+                "NEURALLOG_MAX_BATCH_EVENTS",
+                self.limits.max_batch_events.to_string(),
+            ),
+            (
+                "NEURALLOG_MAX_EVENT_BYTES",
+                self.limits.max_event_bytes.to_string(),
+            ),
+        ])
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        ConfigError(format!(
+            "config file {}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })
+}
+
+/// Resolves a secret from `NAME`, `NAME_FILE`, or the file's `name` / `name_file`.
+fn secret(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    file_value: Option<String>,
+    file_path: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    let file_var = format!("{name}_FILE");
+    match (env(name), env(&file_var)) {
+        (Some(_), Some(_)) => Err(ConfigError(format!("set {name} or {file_var}, not both"))),
+        (Some(v), None) => Ok(Some(Secret::new(v))),
+        (None, Some(p)) => read_secret_file(&file_var, &p).map(Some),
+        (None, None) => match (file_value, file_path) {
+            (Some(v), _) => Ok(Some(Secret::new(v))),
+            (None, Some(p)) => read_secret_file(&file_var, &p).map(Some),
+            (None, None) => Ok(None),
+        },
+    }
+}
+
+fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{var}: cannot read '{path}': {e}")))?;
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(vars: &[(&str, &str)], flags: Flags) -> Result<ServerConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServerConfig::resolve(&flags, &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve(&[], Flags::default()).unwrap();
+        assert_eq!(
+            (c.port, c.bind.to_string(), c.data_dir),
+            (3030, "127.0.0.1".into(), PathBuf::from("./data"))
+        );
+        assert_eq!(c.mode, Mode::Development);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "port = 1111\nbind = \"0.0.0.0\"\ndata_dir = \"/f\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(file.clone()),
+            port: Some("3333".into()),
+            ..Flags::default()
+        };
+        let c = resolve(&[("PORT", "2222"), ("NEURALLOG_DATA_DIR", "/e")], flags).unwrap();
+        assert_eq!(c.port, 3333);
+        assert_eq!(c.data_dir, PathBuf::from("/e"));
+        assert_eq!(c.bind.to_string(), "0.0.0.0");
+        let c = resolve(
+            &[("PORT", "2222")],
+            Flags {
+                config: Some(file.clone()),
+                ..Flags::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.port, 2222);
+        let c = resolve(
+            &[],
+            Flags {
+                config: Some(file),
+                ..Flags::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.port, 1111);
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let e = resolve(&[("PORT", "70000")], Flags::default()).unwrap_err();
+        assert_eq!(
+            e.0,
+            "invalid PORT '70000': expected an integer from 0 to 65535"
+        );
+        let e = resolve(&[("NEURALLOG_BIND", "localhost:1")], Flags::default()).unwrap_err();
+        assert!(
+            e.0.contains("NEURALLOG_BIND") && e.0.contains("localhost:1"),
+            "{}",
+            e.0
+        );
+        let e = resolve(&[("TENANT_ID", "Bad_Tenant")], Flags::default()).unwrap_err();
+        assert!(e.0.contains("TENANT_ID 'Bad_Tenant'"), "{}", e.0);
+        let e = resolve(&[("NEURALLOG_MAX_BODY_BYTES", "0")], Flags::default()).unwrap_err();
+        assert!(e.0.contains("NEURALLOG_MAX_BODY_BYTES '0'"), "{}", e.0);
+        let e = resolve(&[("NEURALLOG_ENV", "staging")], Flags::default()).unwrap_err();
+        assert!(e.0.contains("staging"), "{}", e.0);
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "prot = 1\n").unwrap();
+        let e = resolve(
+            &[],
+            Flags {
+                config: Some(file),
+                ..Flags::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.0.contains("unknown field `prot`"), "{}", e.0);
+    }
+
+    #[test]
+    fn secrets_from_files_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "s3cret-from-file-0123456789abcdefgh\n").unwrap();
+        let c = resolve(
+            &[("API_KEY_FILE", key_file.to_str().unwrap())],
+            Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.api_key.as_ref().unwrap().expose(),
+            "s3cret-from-file-0123456789abcdefgh"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(!format!("{:?}", c.redacted()).contains("s3cret"));
+        let e = resolve(
+            &[("API_KEY", "a"), ("API_KEY_FILE", "/x")],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "set API_KEY or API_KEY_FILE, not both");
+        let e = resolve(&[("API_KEY_FILE", "/nonexistent/key")], Flags::default()).unwrap_err();
+        assert!(
+            e.0.starts_with("API_KEY_FILE: cannot read '/nonexistent/key'"),
+            "{}",
+            e.0
+        );
+        let e = resolve(&[("REDIS_URL", "http://user:pw@h")], Flags::default()).unwrap_err();
+        assert!(!e.0.contains("pw"), "the password is not echoed: {}", e.0);
+    }
+
+    #[test]
+    fn production_refuses_weak_settings() {
+        let e = resolve(&[("NODE_ENV", "production")], Flags::default()).unwrap_err();
+        assert!(e.0.contains("API_KEY is not set"), "{}", e.0);
+        let e = resolve(
+            &[("NODE_ENV", "production"), ("API_KEY", "short")],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("shorter than 32"), "{}", e.0);
+        let strong = "k".repeat(40);
+        assert!(
+            resolve(
+                &[("NODE_ENV", "production"), ("API_KEY", &strong)],
+                Flags::default()
+            )
+            .is_ok()
+        );
+    }
+}
