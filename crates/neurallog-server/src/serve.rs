@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use neurallog_core::TenantId;
+use neurallog_storage::redis::{RedisOptions, RedisStorage};
 use neurallog_storage::{EmbeddedStorage, Storage};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -17,11 +18,15 @@ use tokio::task::JoinHandle;
 use crate::app::{AppState, app};
 use crate::auth::BootstrapAuth;
 use crate::config::ServerConfig;
+use crate::secret::Secret;
 
-/// Opens the configured storage backend.
+/// Opens the configured storage backend: Redis when `REDIS_URL` is set, else the embedded
+/// store in the data directory.
 pub async fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Storage>> {
-    if config.redis_url.is_some() {
-        anyhow::bail!("REDIS_URL is set but this build has no Redis backend");
+    if let Some(url) = &config.redis_url {
+        let store = open_redis(url, config).await?;
+        tracing::info!(redis = store.target(), "storage: redis");
+        return Ok(Arc::new(store));
     }
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || EmbeddedStorage::open(&dir))
@@ -34,6 +39,31 @@ pub async fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Stora
             )
         })?;
     Ok(Arc::new(store))
+}
+
+/// Connects to Redis. Every failure (unreachable, credentials, TLS, permission) is one line
+/// naming the server and what went wrong, never a secret.
+async fn open_redis(url: &Secret, config: &ServerConfig) -> anyhow::Result<RedisStorage> {
+    let mut opts = RedisOptions::new(url.expose());
+    opts.password = config
+        .redis_password
+        .as_ref()
+        .map(|p| p.expose().to_owned());
+    if let Some(ca) = &config.redis_ca_cert {
+        // Like TLS_CERT, REDIS_CA_CERT may hold the PEM itself instead of a path.
+        let text = ca.to_string_lossy();
+        opts.ca_cert_pem = Some(if text.trim_start().starts_with("-----BEGIN") {
+            text.as_bytes().to_vec()
+        } else {
+            std::fs::read(ca)
+                .with_context(|| format!("cannot read REDIS_CA_CERT {}", ca.display()))?
+        });
+    }
+    // NB: the storage error's message is already one complete line; its kind is not useful
+    // to someone reading a start-up failure.
+    RedisStorage::connect(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot use redis: {}", e.message))
 }
 
 /// Builds the state: storage and the bootstrap key (generated and printed once if unset).
