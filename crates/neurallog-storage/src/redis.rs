@@ -78,8 +78,9 @@ use scripts::{
 
 /// Index members fetched per `ZREVRANGEBYLEX` (40 bytes each).
 const INDEX_CHUNK: usize = 128;
-/// Most blocks fetched by one `HMGET`.
-const BATCH_MAX_BLOCKS: usize = 16;
+/// Most blocks fetched by one `HMGET` (many when blocks are small; the byte budget below
+/// bounds memory when they are large).
+const BATCH_MAX_BLOCKS: usize = 64;
 /// Most uncompressed event bytes in one fetched batch (bounds a search's memory).
 const BATCH_RAW_BUDGET: u64 = 8 * 1024 * 1024;
 /// Times a read restarts because a block it was about to fetch was rewritten meanwhile.

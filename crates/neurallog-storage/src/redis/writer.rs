@@ -37,6 +37,9 @@ pub enum Command {
 
 /// Most events one group takes (bounds memory and the size of one Redis request).
 const GROUP_MAX_EVENTS: usize = 64 * 1024;
+/// Most event bytes one group takes: Redis refuses requests beyond its query buffer limit
+/// (1 GiB by default), and a smaller group keeps latency and memory modest.
+const GROUP_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Renumbering attempts before an append gives up (each one means another writer won).
 const MAX_ATTEMPTS: usize = 16;
 
@@ -75,7 +78,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
         };
         let mut groups: Vec<LogGroup> = Vec::new();
         let mut index: HashMap<(TenantId, LogName), usize> = HashMap::new();
-        let mut n = 0usize;
+        let (mut n, mut bytes) = (0usize, 0usize);
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
@@ -86,6 +89,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
                     reply,
                 } => {
                     n += events.len();
+                    bytes += events.iter().map(|e| e.data.len()).sum::<usize>();
                     let key = (tenant, log);
                     let at = match index.get(&key) {
                         Some(at) => *at,
@@ -115,7 +119,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
                     }
                 }
             }
-            if n >= GROUP_MAX_EVENTS {
+            if n >= GROUP_MAX_EVENTS || bytes >= GROUP_MAX_BYTES {
                 break;
             }
             next = rx.try_recv().ok();
