@@ -169,15 +169,15 @@ impl RedisStorage {
     }
 
     /// Retention: removes up to `max_blocks` of the log's oldest blocks whose every entry was
-    /// accepted before `cutoff_ms` (by id time). Returns the number of entries removed. Call
-    /// again while it returns a full `max_blocks` worth of work.
+    /// accepted before `cutoff_ms` (by id time). Returns (blocks, entries) removed; call again
+    /// while it removed `max_blocks` blocks.
     pub async fn purge_before(
         &self,
         tenant: &TenantId,
         log: &LogName,
         cutoff_ms: i64,
         max_blocks: usize,
-    ) -> Result<u64> {
+    ) -> Result<(u64, u64)> {
         let keys = self.shared.tenant(tenant);
         let lk = keys.log(log);
         let mut inv = PURGE_BEFORE_SCRIPT.prepare_invoke();
@@ -189,8 +189,7 @@ impl RedisStorage {
             .arg(keys::lex_below(EntryId::first_of_millis(cutoff_ms)))
             .arg(max_blocks.max(1));
         let mut c = self.shared.conn();
-        let (_blocks, entries): (u64, u64) = self.shared.bounded(inv.invoke_async(&mut c)).await?;
-        Ok(entries)
+        self.shared.bounded(inv.invoke_async(&mut c)).await
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<LogName>> {
