@@ -300,15 +300,15 @@ async fn retention_purges_whole_blocks() {
     // At most one block per call: bounded work.
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 1).await.expect("purge"),
-        3
+        (1, 3)
     );
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 10).await.expect("purge"),
-        4
+        (1, 4)
     );
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 10).await.expect("purge"),
-        0
+        (0, 0)
     );
     let s = store.log_summary(&t, &l).await.expect("summary");
     assert_eq!(s.count, 5);
@@ -321,7 +321,7 @@ async fn retention_purges_whole_blocks() {
     let later = newest[4].millis() + 1;
     assert_eq!(
         store.purge_before(&t, &l, later, 10).await.expect("purge"),
-        5
+        (1, 5)
     );
     assert!(store.list_logs(&t).await.expect("list").is_empty());
 }
