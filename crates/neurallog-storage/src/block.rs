@@ -147,7 +147,9 @@ pub struct Block {
     ids: Vec<EntryId>,
     ts: Vec<i64>,
     ends: Vec<u32>,
-    data: Vec<u8>,
+    /// The decompressed payload; the event JSON starts at `data_start`.
+    payload: Vec<u8>,
+    data_start: usize,
 }
 
 impl Block {
@@ -164,7 +166,8 @@ impl Block {
         if payload.len() != payload_len {
             return Err(StorageError::corrupt("block payload has the wrong length"));
         }
-        let (table, data) = payload.split_at(count * ROW_LEN);
+        let data_start = count * ROW_LEN;
+        let (table, data) = payload.split_at(data_start);
         let mut ids = Vec::with_capacity(count);
         let mut ts = Vec::with_capacity(count);
         let mut ends = Vec::with_capacity(count);
@@ -183,8 +186,18 @@ impl Block {
             ids,
             ts,
             ends,
-            data: data.to_vec(),
+            payload,
+            data_start,
         })
+    }
+
+    fn events(&self) -> &[u8] {
+        &self.payload[self.data_start..]
+    }
+
+    /// Decoded size in bytes (for cache accounting).
+    pub fn memory(&self) -> usize {
+        self.payload.len() + self.ids.len() * 28
     }
 
     /// Number of entries.
@@ -210,7 +223,7 @@ impl Block {
     /// Event JSON of entry `i`.
     pub fn data(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.data[start..self.ends[i] as usize]
+        &self.events()[start..self.ends[i] as usize]
     }
 
     /// Position of `id`, if the block holds it.
@@ -260,7 +273,7 @@ impl Block {
             } else {
                 self.ends[upto - 1] as usize
             };
-            let lowered = self.data[..end].to_ascii_lowercase();
+            let lowered = self.events()[..end].to_ascii_lowercase();
             let mut hits = Vec::new();
             let mut from = 0usize;
             let finder = memmem::Finder::new(needle);

@@ -43,6 +43,42 @@ struct Tree {
     db: Database,
     blocks: Keyspace,
     logs: Keyspace,
+    /// Decoded blocks by storage key. The newest blocks of busy logs are read over and over
+    /// (newest-first pages, tails, searches); decoding them once saves most of a read's CPU.
+    /// Keys carry the tenant, so the cache is as isolated as the tree. The writer evicts a
+    /// key whenever it rewrites or removes that block.
+    cache: BlockCache,
+}
+
+type BlockCache = quick_cache::sync::Cache<Vec<u8>, Arc<Block>, BlockWeight>;
+
+/// Weighs cached blocks by their decoded size.
+#[derive(Clone)]
+struct BlockWeight;
+
+impl quick_cache::Weighter<Vec<u8>, Arc<Block>> for BlockWeight {
+    fn weight(&self, key: &Vec<u8>, block: &Arc<Block>) -> u64 {
+        (key.len() + block.memory()) as u64
+    }
+}
+
+/// Decoded-block cache size.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Tree {
+    /// The decoded block stored under `key` with encoded bytes `value`, from the cache when
+    /// possible. `fill` caches a block decoded here; scans pass `false` so that one search
+    /// over a whole log does not evict the hot blocks of every other reader.
+    fn decode(&self, key: &[u8], value: &[u8], fill: bool) -> Result<Arc<Block>> {
+        if let Some(b) = self.cache.get(key) {
+            return Ok(b);
+        }
+        let b = Arc::new(Block::decode(value)?);
+        if fill {
+            self.cache.insert(key.to_vec(), b.clone());
+        }
+        Ok(b)
+    }
 }
 
 /// The default storage backend.
@@ -86,7 +122,19 @@ impl EmbeddedStorage {
         let logs = db
             .keyspace("logs", KeyspaceCreateOptions::default)
             .map_err(io_err)?;
-        let tree = Arc::new(Tree { db, blocks, logs });
+        let cache = BlockCache::with(
+            64,
+            CACHE_BYTES,
+            BlockWeight,
+            Default::default(),
+            Default::default(),
+        );
+        let tree = Arc::new(Tree {
+            db,
+            blocks,
+            logs,
+            cache,
+        });
         let floor = newest_id(&tree)?;
         let writer = writer::spawn(tree.clone(), floor)?;
         Ok(Self {
@@ -145,7 +193,7 @@ fn block_holding(
     tenant: &TenantId,
     log: &LogName,
     id: EntryId,
-) -> Result<Option<(Vec<u8>, Block)>> {
+) -> Result<Option<(Vec<u8>, Arc<Block>)>> {
     let prefix = keys::log_prefix(tenant, log);
     let lo = keys::block_key(&prefix, id);
     let hi = keys::block_key(&prefix, EntryId::MAX);
@@ -153,7 +201,8 @@ fn block_holding(
         return Ok(None);
     };
     let (k, v) = kv.into_inner().map_err(io_err)?;
-    Ok(Some((k.to_vec(), Block::decode(&v)?)))
+    let block = tree.decode(&k, &v, true)?;
+    Ok(Some((k.to_vec(), block)))
 }
 
 /// Walks a log's blocks newest first, from the block that may hold ids just below `before`,
@@ -165,6 +214,7 @@ fn walk_newest_first(
     log: &LogName,
     before: EntryId,
     range: TimeRange,
+    fill_cache: bool,
     mut visit: impl FnMut(&Block, usize) -> Result<bool>,
 ) -> Result<()> {
     let prefix = keys::log_prefix(tenant, log);
@@ -176,12 +226,12 @@ fn walk_newest_first(
     let first = tree.blocks.range(split.clone()..=hi).next();
     let rest = tree.blocks.range(lo..split).rev();
     for kv in first.into_iter().chain(rest) {
-        let v = kv.value().map_err(io_err)?;
+        let (k, v) = kv.into_inner().map_err(io_err)?;
         let h = block::header(&v)?;
         if !range.overlaps(h.min_ts, h.max_ts) {
             continue;
         }
-        let b = Block::decode(&v)?;
+        let b = tree.decode(&k, &v, fill_cache)?;
         let upto = b.count_before(before);
         if upto > 0 && !visit(&b, upto)? {
             break;
@@ -199,6 +249,7 @@ fn read_log(tree: &Tree, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Res
         log,
         q.before.unwrap_or(EntryId::MAX),
         q.range,
+        true,
         |b, upto| {
             for i in (0..upto).rev() {
                 if q.range.contains(b.ts(i)) {
@@ -229,6 +280,7 @@ fn search_log(
         log,
         q.before.unwrap_or(EntryId::MAX),
         q.range,
+        false,
         |b, upto| {
             for i in b.matching(matcher, upto).into_iter().rev() {
                 if q.range.contains(b.ts(i)) {

@@ -297,7 +297,7 @@ impl Writer {
         meta.remove(block.data(pos).len());
         let rest = block.rebuild_without(pos);
         let mut batch = self.tree.db.batch().durability(Some(PersistMode::SyncData));
-        batch.remove(&self.tree.blocks, key);
+        batch.remove(&self.tree.blocks, key.clone());
         if !rest.is_empty() {
             flush_block(
                 &mut batch,
@@ -311,7 +311,10 @@ impl Writer {
         } else {
             batch.insert(&self.tree.logs, meta_key.clone(), meta.encode().to_vec());
         }
-        self.commit(batch, vec![(meta_key, meta)])?;
+        let outcome = self.commit(batch, vec![(meta_key, meta)]);
+        // Evicted whatever the outcome: the block under this key changed or may have.
+        self.tree.cache.remove(&key);
+        outcome?;
         Ok(true)
     }
 
@@ -337,7 +340,9 @@ impl Writer {
             let meta_key = keys::meta_key(tenant, log);
             removed += self.meta(&meta_key)?.count;
             for kv in self.tree.blocks.prefix(keys::log_prefix(tenant, log)) {
-                batch.remove(&self.tree.blocks, kv.key().map_err(io_err)?);
+                let key = kv.key().map_err(io_err)?;
+                self.tree.cache.remove(key.as_ref());
+                batch.remove(&self.tree.blocks, key);
             }
             batch.remove(&self.tree.logs, meta_key.clone());
             staged.push((meta_key, LogMeta::default()));

@@ -1,0 +1,487 @@
+//! `neurallog bench` (spec §9): drives a server over loopback HTTP and reports figures.
+//!
+//! By default it starts `neurallog serve` as a child process on a temporary directory (so
+//! that the server's memory and disk are measured apart from the load generator), then runs:
+//!
+//! 1. ingest — `--events` events in NDJSON batches of `--batch` over `--concurrency`
+//!    connections, into one log;
+//! 2. newest-100 reads of that log, one at a time, for p50/p99 latency;
+//! 3. a full-text search for a string that occurs nowhere, which scans the whole log: raw
+//!    bytes scanned per second (one request runs on one core);
+//! 4. the comparison with the original server: one event per request, newest-100 reads and
+//!    searches, each over 64 connections for `--compare-seconds`;
+//!
+//! then stops the server gracefully and measures its peak RSS and its bytes on disk.
+
+mod generate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use hdrhistogram::Histogram;
+use neurallog_client::{Client, Framing};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use generate::Source;
+
+/// Benchmark options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Target a running server instead of starting one (needs --api-key).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// API key for --url.
+    #[arg(long, env = "NEURALLOG_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Events to ingest into the benchmark log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Stop ingesting after this many seconds even if fewer events were sent.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Size of a synthetic event in bytes.
+    #[arg(long, default_value_t = 200)]
+    pub event_size: usize,
+    /// Events per ingest request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Concurrent ingest connections.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Real-log NDJSON file to use instead of synthetic events (repeated as needed).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Newest-100 reads to time.
+    #[arg(long, default_value_t = 2000)]
+    pub queries: u64,
+    /// Seconds of each 64-connection comparison phase (0 skips them).
+    #[arg(long, default_value_t = 5.0)]
+    pub compare_seconds: f64,
+    /// Keep the server's data here instead of a temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print only the JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The server under test.
+struct Target {
+    client: Client,
+    child: Option<tokio::process::Child>,
+    data_dir: Option<PathBuf>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
+    if let Some(url) = &args.url {
+        let key = args
+            .api_key
+            .clone()
+            .context("--url needs --api-key (or NEURALLOG_API_KEY)")?;
+        return Ok(Target {
+            client: Client::new(url, Some(key))?,
+            child: None,
+            data_dir: None,
+            _temp: None,
+        });
+    }
+    let (temp, dir) = match &args.data_dir {
+        Some(d) => (None, d.clone()),
+        None => {
+            let t = tempfile::tempdir()?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let key = format!("bench-{:032x}", rand::random::<u128>());
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .env("NEURALLOG_BIND", "127.0.0.1")
+        .env("NEURALLOG_DATA_DIR", &dir)
+        .env("API_KEY", &key)
+        .env("LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the server")?;
+    let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(key))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client.ready().await.unwrap_or(false) {
+        anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(Target {
+        client,
+        child: Some(child),
+        data_dir: Some(dir),
+        _temp: temp,
+    })
+}
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Bytes a directory occupies on disk: allocated blocks, not file lengths, since the
+/// storage engine preallocates its journal as a sparse file.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => allocated(&m),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(unix)]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::blocks(m) * 512
+}
+
+#[cfg(not(unix))]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    m.len()
+}
+
+struct IngestResult {
+    events: u64,
+    raw_bytes: u64,
+    seconds: f64,
+}
+
+/// Phase 1: batched ingest over several connections.
+async fn ingest(
+    client: &Client,
+    source: Arc<Source>,
+    args: &BenchArgs,
+) -> anyhow::Result<IngestResult> {
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.batch),
+        "--batch must be from 1 to 10000"
+    );
+    anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    let total_batches = args.events.div_ceil(args.batch as u64);
+    // A pool of distinct request bodies, built before the clock starts and cycled; each
+    // block the server writes still compresses on its own, so the disk figure stays honest.
+    let pool_size = total_batches.clamp(1, 256);
+    let mut rng = rand::rng();
+    let mut pool = Vec::with_capacity(pool_size as usize);
+    let mut seq = 0u64;
+    for _ in 0..pool_size {
+        let mut body = Vec::with_capacity(args.batch * (args.event_size + 1));
+        let mut raw = 0u64;
+        for _ in 0..args.batch {
+            let e = source.event(seq, &mut rng);
+            seq += 1;
+            raw += e.len() as u64;
+            body.extend_from_slice(&e);
+            body.push(b'\n');
+        }
+        pool.push((bytes::Bytes::from(body), raw));
+    }
+    let pool = Arc::new(pool);
+    let next = Arc::new(AtomicU64::new(0));
+    let events = Arc::new(AtomicU64::new(0));
+    let raw = Arc::new(AtomicU64::new(0));
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, pool, next, events, raw) = (
+            client.clone(),
+            pool.clone(),
+            next.clone(),
+            events.clone(),
+            raw.clone(),
+        );
+        let batch = args.batch as u64;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total_batches || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let (body, bytes) = &pool[(i % pool.len() as u64) as usize];
+                let r = client
+                    .append("bench", body.to_vec(), Framing::Ndjson)
+                    .await?;
+                anyhow::ensure!(
+                    r.count as u64 == batch,
+                    "server stored {} of {batch}",
+                    r.count
+                );
+                events.fetch_add(batch, Ordering::Relaxed);
+                raw.fetch_add(*bytes, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(IngestResult {
+        events: events.load(Ordering::Relaxed),
+        raw_bytes: raw.load(Ordering::Relaxed),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Phase 2: newest-100 reads, one at a time; (p50, p99) in ms.
+async fn newest_100(client: &Client, n: u64) -> anyhow::Result<(f64, f64)> {
+    let mut h = Histogram::<u64>::new(3)?;
+    let params = vec![("limit".to_owned(), "100".to_owned())];
+    for _ in 0..n.max(1) {
+        let t = Instant::now();
+        let r = client.read("bench", &params).await?;
+        h.record(t.elapsed().as_micros() as u64)?;
+        anyhow::ensure!(!r.entries.is_empty(), "the benchmark log is empty");
+    }
+    Ok((
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+    ))
+}
+
+/// Phase 3: a search that matches nothing scans the whole log; best of three, in seconds.
+async fn full_scan(client: &Client) -> anyhow::Result<f64> {
+    let params = vec![
+        ("query".to_owned(), "zq-never-occurs-qz".to_owned()),
+        ("log_name".to_owned(), "bench".to_owned()),
+    ];
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = client.search(&params).await?;
+        anyhow::ensure!(r.total == 0, "the scan needle was found");
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Phase 4: one kind of request over 64 connections for `secs`; requests per second.
+async fn closed_loop(
+    client: &Client,
+    secs: f64,
+    kind: &'static str,
+    event: Arc<Vec<u8>>,
+) -> anyhow::Result<f64> {
+    let done = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (client, done, event) = (client.clone(), done.clone(), event.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let rb = match kind {
+                    "append" => client
+                        .request(Method::POST, "/logs/bench-single")
+                        .header("Content-Type", "application/json")
+                        .body(event.to_vec()),
+                    "read" => client.request(Method::GET, "/logs/bench?limit=100"),
+                    _ => {
+                        client.request(Method::GET, "/search?query=error&log_name=bench&limit=100")
+                    }
+                };
+                let resp = rb.send().await?;
+                anyhow::ensure!(
+                    resp.status().is_success(),
+                    "{kind} answered {}",
+                    resp.status()
+                );
+                resp.bytes().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cores} cores, {cpu}")
+}
+
+/// Runs the benchmark and prints the report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let source = Arc::new(match &args.corpus {
+        Some(p) => Source::corpus(p)?,
+        None => Source::Synthetic {
+            size: args.event_size,
+        },
+    });
+    let mut target = start_target(&args).await?;
+    let client = target.client.clone();
+    let say = |s: &str| {
+        if !args.json {
+            eprintln!("{s}");
+        }
+    };
+
+    say(&format!(
+        "ingesting {} events in batches of {} over {} connections…",
+        args.events, args.batch, args.concurrency
+    ));
+    let ing = ingest(&client, source.clone(), &args).await?;
+    say("timing newest-100 reads…");
+    let (p50, p99) = newest_100(&client, args.queries).await?;
+    say("scanning the whole log…");
+    let scan_s = full_scan(&client).await?;
+    let (mut append_rps, mut read_rps, mut search_rps) = (None, None, None);
+    let mut single_raw = 0u64;
+    if args.compare_seconds > 0.0 {
+        say("64-connection comparison: single-event appends, newest-100 reads, searches…");
+        let one = Arc::new(source.event(0, &mut rand::rng()));
+        let rps = closed_loop(&client, args.compare_seconds, "append", one.clone()).await?;
+        single_raw = (rps * args.compare_seconds) as u64 * one.len() as u64;
+        append_rps = Some(rps);
+        read_rps = Some(closed_loop(&client, args.compare_seconds, "read", one.clone()).await?);
+        search_rps = Some(closed_loop(&client, args.compare_seconds, "search", one).await?);
+    }
+
+    // Stop the server gracefully so that its data is flushed, then measure it.
+    let mut peak_rss = None;
+    let mut disk = None;
+    if let Some(child) = target.child.as_mut() {
+        if let Some(pid) = child.id() {
+            peak_rss = peak_rss_mb(pid);
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .context("the server did not stop")??;
+        anyhow::ensure!(status.success(), "the server exited with {status}");
+        disk = target.data_dir.as_deref().map(dir_bytes);
+    }
+
+    let mb = |b: u64| b as f64 / 1e6;
+    let raw_total = ing.raw_bytes + single_raw;
+    let report = json!({
+        "ingest_events_per_s": ing.events as f64 / ing.seconds,
+        "ingest_mb_per_s": mb(ing.raw_bytes) / ing.seconds,
+        "query_newest100_p50_ms": p50,
+        "query_newest100_p99_ms": p99,
+        "search_scan_mb_per_s": mb(ing.raw_bytes) / scan_s,
+        "peak_rss_mb": peak_rss,
+        "disk_ratio": disk.map(|d| raw_total as f64 / d.max(1) as f64),
+        "disk_bytes": disk,
+        "raw_bytes": raw_total,
+        "security_overhead": Value::Null,
+        "compare_append_rps": append_rps,
+        "compare_newest100_rps": read_rps,
+        "compare_search_rps": search_rps,
+        "params": {
+            "events": ing.events, "event_size": args.event_size, "batch": args.batch,
+            "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
+            "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
+            "auth": "api-key", "encryption": false, "tls": false, "machine": machine(),
+        },
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Value) {
+    let f = |k: &str, digits: usize| {
+        r[k].as_f64()
+            .map_or("n/a".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    let rows = vec![
+        vec![
+            "ingest".into(),
+            format!(
+                "{} events/s, {} MB/s",
+                f("ingest_events_per_s", 0),
+                f("ingest_mb_per_s", 1)
+            ),
+            "≥ 500 000 events/s, 100 MB/s".into(),
+        ],
+        vec![
+            "newest 100, p50 / p99".into(),
+            format!(
+                "{} / {} ms",
+                f("query_newest100_p50_ms", 2),
+                f("query_newest100_p99_ms", 2)
+            ),
+            "p99 < 5 ms (10 M-event log)".into(),
+        ],
+        vec![
+            "search scan".into(),
+            format!("{} MB/s", f("search_scan_mb_per_s", 0)),
+            "≥ 1000 MB/s per core".into(),
+        ],
+        vec![
+            "server peak RSS".into(),
+            format!("{} MB", f("peak_rss_mb", 0)),
+            "< 256 MB".into(),
+        ],
+        vec![
+            "disk ratio (raw / on disk)".into(),
+            format!("{}×", f("disk_ratio", 1)),
+            "≥ 5×".into(),
+        ],
+        vec![
+            "appends, 1 event/request, 64 conns".into(),
+            format!("{} req/s", f("compare_append_rps", 0)),
+            "≥ 50 000 (20× 2 500)".into(),
+        ],
+        vec![
+            "newest-100 reads, 64 conns".into(),
+            format!("{} req/s", f("compare_newest100_rps", 0)),
+            "≥ 13 400 (20× 670)".into(),
+        ],
+        vec![
+            "searches, 64 conns".into(),
+            format!("{} req/s", f("compare_search_rps", 0)),
+            "≥ 9 800 (20× 490)".into(),
+        ],
+        vec![
+            "security overhead".into(),
+            "n/a (encryption and TLS not built yet)".into(),
+            "≤ 15 %".into(),
+        ],
+    ];
+    crate::output::table(&["figure", "measured", "target (spec §9)"], rows);
+    println!("parameters: {}", r["params"]);
+}
