@@ -68,6 +68,11 @@ pub struct BenchArgs {
     /// Print only the JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Run the started server on this Redis (its REDIS_URL; REDIS_PASSWORD is passed on from
+    /// the environment). The bench logs are emptied first; "disk" is then Redis's dataset
+    /// memory, and `redis-benchmark -P 64` on the same Redis gives the raw ceiling.
+    #[arg(long)]
+    pub redis: Option<String>,
 }
 
 /// The server under test.
@@ -110,6 +115,7 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
         .env("NEURALLOG_DATA_DIR", &dir)
         .env("API_KEY", &key)
         .env("LOG_LEVEL", "warn")
+        .envs(args.redis.iter().map(|url| ("REDIS_URL", url)))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -320,6 +326,53 @@ async fn closed_loop(
     Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Redis's `used_memory_dataset`: what the benchmark's data occupies when the Redis serves
+/// nothing else.
+async fn redis_dataset_bytes(url: &str) -> anyhow::Result<Option<u64>> {
+    use neurallog_storage::Storage;
+    let mut opts = neurallog_storage::redis::RedisOptions::new(url);
+    opts.password = std::env::var("REDIS_PASSWORD").ok();
+    let store = neurallog_storage::redis::RedisStorage::connect(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(store.disk_usage().await?)
+}
+
+/// `redis-benchmark -P 64` against the same Redis: pipelined `RPUSH` and `SET` of values the
+/// size of one event — what storing each event as its own Redis value could reach at best.
+/// `None`s when `redis-benchmark` is not installed.
+fn redis_ceiling(url: &str, event_size: usize) -> (Option<f64>, Option<f64>) {
+    let mut cmd = std::process::Command::new("redis-benchmark");
+    cmd.args([
+        "-u",
+        url,
+        "-P",
+        "64",
+        "-t",
+        "rpush,set",
+        "-n",
+        "1000000",
+        "-q",
+    ])
+    .args(["-d", &event_size.to_string()])
+    .stderr(std::process::Stdio::null());
+    if let Ok(pw) = std::env::var("REDIS_PASSWORD") {
+        cmd.args(["-a", &pw]);
+    }
+    let Ok(out) = cmd.output() else {
+        return (None, None);
+    };
+    // `-q` prints "\r"-separated progress, then "SET: 123.45 requests per second, …".
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    let rate = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .next_back()
+    };
+    (rate("RPUSH"), rate("SET"))
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -346,6 +399,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
     let mut target = start_target(&args).await?;
     let client = target.client.clone();
+    if args.redis.is_some() {
+        // Redis keeps the logs of earlier runs: start from empty ones.
+        for log in ["bench", "bench-single"] {
+            let resp = client
+                .request(Method::DELETE, &format!("/logs/{log}"))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND,
+                "cannot empty the bench log {log}: {}",
+                resp.status()
+            );
+        }
+    }
     let say = |s: &str| {
         if !args.json {
             eprintln!("{s}");
@@ -390,6 +457,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "the server exited with {status}");
         disk = target.data_dir.as_deref().map(dir_bytes);
     }
+    let mut ceiling = (None, None);
+    if let Some(url) = &args.redis {
+        say("measuring redis: dataset memory and redis-benchmark ceiling…");
+        disk = redis_dataset_bytes(url).await?;
+        ceiling = redis_ceiling(url, args.event_size);
+    }
 
     let mb = |b: u64| b as f64 / 1e6;
     let raw_total = ing.raw_bytes + single_raw;
@@ -407,11 +480,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "compare_append_rps": append_rps,
         "compare_newest100_rps": read_rps,
         "compare_search_rps": search_rps,
+        "redis_ceiling_rpush_per_s": ceiling.0,
+        "redis_ceiling_set_per_s": ceiling.1,
         "params": {
             "events": ing.events, "event_size": args.event_size, "batch": args.batch,
             "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
             "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
             "auth": "api-key", "encryption": false, "tls": false, "machine": machine(),
+            "storage": if args.redis.is_some() { "redis" } else { "embedded" },
         },
     });
     if args.json {
@@ -475,6 +551,15 @@ fn print_table(r: &Value) {
             "searches, 64 conns".into(),
             format!("{} req/s", f("compare_search_rps", 0)),
             "≥ 9 800 (20× 490)".into(),
+        ],
+        vec![
+            "redis ceiling: redis-benchmark -P 64, RPUSH / SET".into(),
+            format!(
+                "{} / {} ops/s",
+                f("redis_ceiling_rpush_per_s", 0),
+                f("redis_ceiling_set_per_s", 0)
+            ),
+            "ingest ≥ ½ of it (with --redis)".into(),
         ],
         vec![
             "security overhead".into(),
