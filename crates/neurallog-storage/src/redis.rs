@@ -76,8 +76,12 @@ use scripts::{
     DELETE_LOG_SCRIPT, DELETE_LOGS_COMPLETELY_SCRIPT, PURGE_BEFORE_SCRIPT, REPLACE_BLOCK_SCRIPT,
 };
 
-/// Index members fetched per `ZREVRANGEBYLEX` (40 bytes each).
+/// Index members fetched by the first `ZREVRANGEBYLEX` of a walk (a newest-N read rarely
+/// needs more), and by the following ones (40 bytes each).
+const INDEX_FIRST_CHUNK: usize = 16;
 const INDEX_CHUNK: usize = 128;
+/// Decoded-block cache size.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Most blocks fetched by one `HMGET` (many when blocks are small; the byte budget below
 /// bounds memory when they are large).
 const BATCH_MAX_BLOCKS: usize = 64;
@@ -96,6 +100,55 @@ pub(crate) struct Shared {
     op_timeout: Duration,
     /// Append shares that were refused for an id below the log's floor and renumbered.
     renumbered: AtomicU64,
+    /// Decoded blocks, keyed by the log's blocks key and the block's full index member.
+    ///
+    /// NB: a member names one immutable block content: a rewrite (entry deleted) changes the
+    /// member's count, and ids are never reused within a log, so a cached block can never be
+    /// stale — a changed block simply gets a new key and the old one ages out. The key
+    /// carries the tenant, so the cache is as isolated as the key space.
+    cache: BlockCache,
+}
+
+type BlockCache = quick_cache::sync::Cache<Vec<u8>, Arc<Block>, BlockWeight>;
+
+/// Weighs cached blocks by their decoded size.
+#[derive(Clone)]
+struct BlockWeight;
+
+impl quick_cache::Weighter<Vec<u8>, Arc<Block>> for BlockWeight {
+    fn weight(&self, key: &Vec<u8>, block: &Arc<Block>) -> u64 {
+        (key.len() + block.memory()) as u64
+    }
+}
+
+/// The cache key of a block: its log's blocks key and its index member.
+fn cache_key(lk: &LogKeys, m: &IndexMember) -> Vec<u8> {
+    let mut k = Vec::with_capacity(lk.blocks.len() + keys::MEMBER_LEN);
+    k.extend_from_slice(lk.blocks.as_bytes());
+    k.extend_from_slice(&m.encode());
+    k
+}
+
+/// A block of a walk: decoded already (cached), or fetched and still encoded.
+enum Fetched {
+    Hit(Arc<Block>),
+    Miss { key: Vec<u8>, bytes: Vec<u8> },
+}
+
+impl Fetched {
+    /// The decoded block; a miss is decoded here and, when `fill`, cached.
+    fn decode(self, cache: &BlockCache, fill: bool) -> Result<Arc<Block>> {
+        match self {
+            Fetched::Hit(b) => Ok(b),
+            Fetched::Miss { key, bytes } => {
+                let b = Arc::new(Block::decode(&bytes)?);
+                if fill {
+                    cache.insert(key, b.clone());
+                }
+                Ok(b)
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -152,6 +205,13 @@ impl RedisStorage {
                 .unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
             op_timeout: opts.timeout * 2,
             renumbered: AtomicU64::new(0),
+            cache: BlockCache::with(
+                64,
+                CACHE_BYTES,
+                BlockWeight,
+                Default::default(),
+                Default::default(),
+            ),
         });
         let writer = writer::spawn(shared.clone());
         Ok(Self { shared, writer })
@@ -217,7 +277,7 @@ impl RedisStorage {
         &self,
         lk: &LogKeys,
         id: EntryId,
-    ) -> Result<Option<(Vec<u8>, IndexMember, Block)>> {
+    ) -> Result<Option<(Vec<u8>, IndexMember, Arc<Block>)>> {
         for _ in 0..MAX_RESTARTS {
             let mut c = self.shared.conn();
             let members: Vec<Vec<u8>> = self
@@ -237,6 +297,10 @@ impl RedisStorage {
                 return Ok(None);
             };
             let m = IndexMember::decode(&raw)?;
+            let key = cache_key(lk, &m);
+            if let Some(b) = self.shared.cache.get(&key) {
+                return Ok(Some((raw, m, b)));
+            }
             let blob: Option<Vec<u8>> = self
                 .shared
                 .bounded(
@@ -246,10 +310,12 @@ impl RedisStorage {
                         .query_async(&mut c),
                 )
                 .await?;
-            let Some(blob) = blob else {
+            let Some(bytes) = blob else {
                 continue; // rewritten between the two calls: look again
             };
-            let block = blocking(move || Block::decode(&blob)).await?;
+            let shared = self.shared.clone();
+            let block =
+                blocking(move || Fetched::Miss { key, bytes }.decode(&shared.cache, true)).await?;
             return Ok(Some((raw, m, block)));
         }
         Err(StorageError::unavailable(
@@ -278,6 +344,8 @@ struct Walk<'a> {
     upper: Option<Vec<u8>>,
     queue: VecDeque<IndexMember>,
     restarts: usize,
+    /// Members to ask for in the next index chunk.
+    chunk: usize,
 }
 
 impl<'a> Walk<'a> {
@@ -297,6 +365,7 @@ impl<'a> Walk<'a> {
             }),
             queue: VecDeque::new(),
             restarts: 0,
+            chunk: INDEX_FIRST_CHUNK,
         }
     }
 
@@ -321,7 +390,7 @@ impl<'a> Walk<'a> {
             .arg("-")
             .arg("LIMIT")
             .arg(0)
-            .arg(INDEX_CHUNK);
+            .arg(self.chunk);
         let mut c = self.shared.conn();
         let mut lists: Vec<Vec<Vec<u8>>> = self.shared.bounded(pipe.query_async(&mut c)).await?;
         let chunk = lists.pop().unwrap_or_default();
@@ -331,9 +400,10 @@ impl<'a> Walk<'a> {
                 self.queue.push_back(IndexMember::decode(&raw)?);
             }
         }
-        if chunk.len() == INDEX_CHUNK {
+        if chunk.len() == self.chunk {
             self.upper = chunk.last().map(|last| keys::lex_below_member(last));
         }
+        self.chunk = INDEX_CHUNK;
         for raw in chunk {
             self.queue.push_back(IndexMember::decode(&raw)?);
         }
@@ -342,7 +412,7 @@ impl<'a> Walk<'a> {
 
     /// The next blocks, newest first: about `want` entries' worth, at most a bounded batch.
     /// `None` when the log has no more blocks in the window.
-    async fn next_batch(&mut self, want: usize) -> Result<Option<Vec<Vec<u8>>>> {
+    async fn next_batch(&mut self, want: usize) -> Result<Option<Vec<Fetched>>> {
         loop {
             let mut chosen: Vec<IndexMember> = Vec::new();
             let (mut entries, mut raw) = (0usize, 0u64);
@@ -366,21 +436,42 @@ impl<'a> Walk<'a> {
             if chosen.is_empty() {
                 return Ok(None);
             }
-            let fields: Vec<[u8; 16]> = chosen.iter().map(IndexMember::field).collect();
-            let mut cmd = ::redis::cmd("HMGET");
-            cmd.arg(&self.keys.blocks);
-            for f in &fields {
-                cmd.arg(f.as_slice());
-            }
-            let mut c = self.shared.conn();
-            let blobs: Vec<Option<Vec<u8>>> = self.shared.bounded(cmd.query_async(&mut c)).await?;
-            let mut got = Vec::with_capacity(blobs.len());
-            for (m, blob) in chosen.iter().zip(blobs) {
-                match blob {
-                    Some(b) => got.push(b),
+            // Cached blocks need no fetch; the rest come in one HMGET.
+            let mut got: Vec<Option<Fetched>> = Vec::with_capacity(chosen.len());
+            let mut missing: Vec<(usize, Vec<u8>)> = Vec::new();
+            for m in &chosen {
+                let key = cache_key(&self.keys, m);
+                match self.shared.cache.get(&key) {
+                    Some(b) => got.push(Some(Fetched::Hit(b))),
                     None => {
-                        // Rewritten (an entry deleted) or removed since the index was read:
-                        // read the index again from this block down.
+                        missing.push((got.len(), key));
+                        got.push(None);
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                let mut cmd = ::redis::cmd("HMGET");
+                cmd.arg(&self.keys.blocks);
+                for (at, _) in &missing {
+                    cmd.arg(chosen[*at].field().as_slice());
+                }
+                let mut c = self.shared.conn();
+                let blobs: Vec<Option<Vec<u8>>> =
+                    self.shared.bounded(cmd.query_async(&mut c)).await?;
+                for ((at, key), blob) in missing.into_iter().zip(blobs) {
+                    if let Some(bytes) = blob {
+                        got[at] = Some(Fetched::Miss { key, bytes });
+                    }
+                }
+            }
+            // Blocks in order up to the first one that vanished: rewritten (an entry deleted)
+            // or removed since the index was read. The walk then reads the index again from
+            // that block down.
+            let mut complete = Vec::with_capacity(got.len());
+            for (m, f) in chosen.iter().zip(got) {
+                match f {
+                    Some(f) => complete.push(f),
+                    None => {
                         self.restarts += 1;
                         if self.restarts > MAX_RESTARTS {
                             return Err(StorageError::unavailable(
@@ -393,6 +484,7 @@ impl<'a> Walk<'a> {
                     }
                 }
             }
+            let got = complete;
             if got.is_empty() {
                 continue;
             }
@@ -401,10 +493,13 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Entries of the encoded `blocks` (newest first) below `before`, in `range`, accepted by
-/// `matcher` (when given), at most `want`.
+/// Entries of `blocks` (newest first) below `before`, in `range`, accepted by `matcher` (when
+/// given), at most `want`. Blocks decoded here are cached by reads, not by searches, so that
+/// one scan of a whole log does not evict every reader's hot blocks.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn collect(
-    blocks: &[Vec<u8>],
+    cache: &BlockCache,
+    blocks: Vec<Fetched>,
     log: &LogName,
     before: EntryId,
     range: TimeRange,
@@ -412,8 +507,8 @@ fn collect(
     want: usize,
 ) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for raw in blocks {
-        let b = Block::decode(raw)?;
+    for f in blocks {
+        let b = f.decode(cache, matcher.is_none())?;
         let upto = b.count_before(before);
         let positions: Vec<usize> = match matcher {
             Some(m) => b.matching(m, upto),
@@ -446,29 +541,49 @@ impl RedisStorage {
         let mut walk = Walk::new(&self.shared, keys, before, range);
         let bound = before.unwrap_or(EntryId::MAX);
         let mut entries = Vec::new();
-        // A search cannot tell from the index how many entries will match: it fetches full
-        // batches, and fetches the next one while the blocking pool scans the current one.
-        // A read asks for just what it still needs, and nothing ahead.
+        // A read knows from the index how many blocks hold the entries it needs, and asks for
+        // just those. A search cannot tell how many will match: it starts with as many blocks
+        // as would hold `want` entries and asks for four times more each round; from the
+        // second round on it fetches the next batch while the blocking pool scans the current
+        // one. So a common word costs one small fetch, and a rare one streams at full speed.
         let search = matcher.is_some();
-        let mut next = walk
-            .next_batch(if search { usize::MAX } else { want })
-            .await?;
+        let mut hint = want;
+        let mut next = walk.next_batch(hint).await?;
+        let mut ahead = false;
         while entries.len() < want {
             let Some(blocks) = next.take() else {
                 break;
             };
+            let shared = self.shared.clone();
             let (log, matcher, need) = (log.clone(), matcher.cloned(), want - entries.len());
-            let scan =
-                blocking(move || collect(&blocks, &log, bound, range, matcher.as_ref(), need));
-            let got = if search {
-                let (got, ahead) = tokio::join!(scan, walk.next_batch(usize::MAX));
-                next = ahead?;
+            let scan = blocking(move || {
+                collect(
+                    &shared.cache,
+                    blocks,
+                    &log,
+                    bound,
+                    range,
+                    matcher.as_ref(),
+                    need,
+                )
+            });
+            let got = if ahead {
+                hint = hint.saturating_mul(4);
+                let (got, fetched) = tokio::join!(scan, walk.next_batch(hint));
+                next = fetched?;
                 got?
             } else {
                 let got = scan.await?;
-                if entries.len() + got.len() < want {
-                    next = walk.next_batch(want - entries.len() - got.len()).await?;
+                let have = entries.len() + got.len();
+                if have < want {
+                    hint = if search {
+                        hint.saturating_mul(4)
+                    } else {
+                        want - have
+                    };
+                    next = walk.next_batch(hint).await?;
                 }
+                ahead = search;
                 got
             };
             entries.extend(got);
