@@ -185,14 +185,14 @@ pub fn check_restricted(spec: &PodSpec, annotations: &BTreeMap<String, String>) 
         if let Some(se) = &s.se_linux_options {
             selinux(&mut c, "spec.securityContext", se);
         }
-        if let Some(a) = &s.app_armor_profile {
-            if a.type_ == "Unconfined" {
-                c.fail(
-                    "AppArmor",
-                    "spec.securityContext.appArmorProfile",
-                    "must not be Unconfined",
-                );
-            }
+        if let Some(a) = &s.app_armor_profile
+            && a.type_ == "Unconfined"
+        {
+            c.fail(
+                "AppArmor",
+                "spec.securityContext.appArmorProfile",
+                "must not be Unconfined",
+            );
         }
     }
     for (k, v) in annotations {
@@ -276,26 +276,26 @@ pub fn check_restricted(spec: &PodSpec, annotations: &BTreeMap<String, String>) 
                 "must be false",
             );
         }
-        if let Some(pm) = &sc.proc_mount {
-            if pm != "Default" {
-                c.fail(
-                    "/proc Mount Type",
-                    format!("{p}.procMount"),
-                    "must be Default",
-                );
-            }
+        if let Some(pm) = &sc.proc_mount
+            && pm != "Default"
+        {
+            c.fail(
+                "/proc Mount Type",
+                format!("{p}.procMount"),
+                "must be Default",
+            );
         }
         if let Some(se) = &sc.se_linux_options {
             selinux(&mut c, &p, se);
         }
-        if let Some(a) = &sc.app_armor_profile {
-            if a.type_ == "Unconfined" {
-                c.fail(
-                    "AppArmor",
-                    format!("{p}.appArmorProfile"),
-                    "must not be Unconfined",
-                );
-            }
+        if let Some(a) = &sc.app_armor_profile
+            && a.type_ == "Unconfined"
+        {
+            c.fail(
+                "AppArmor",
+                format!("{p}.appArmorProfile"),
+                "must not be Unconfined",
+            );
         }
         // Restricted: Privilege Escalation.
         if sc.allow_privilege_escalation != Some(false) {
@@ -384,11 +384,12 @@ fn selinux(c: &mut Checker, path: &str, se: &k8s_openapi::api::core::v1::SELinux
     }
 }
 
+/// A pod template's annotations and spec.
+pub type PodTemplate = (BTreeMap<String, String>, PodSpec);
+
 /// The pod template of a workload document (`Pod`, `Deployment`, `StatefulSet`, `DaemonSet`,
 /// `ReplicaSet`, `Job`, `CronJob`), as annotations and a typed spec; `None` for other kinds.
-pub fn pod_template(
-    doc: &Value,
-) -> Option<Result<(BTreeMap<String, String>, PodSpec), serde_json::Error>> {
+pub fn pod_template(doc: &Value) -> Option<Result<PodTemplate, serde_json::Error>> {
     let kind = doc.get("kind")?.as_str()?;
     let template = match kind {
         "Pod" => doc.clone(),

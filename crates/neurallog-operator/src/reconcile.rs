@@ -256,11 +256,14 @@ async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             };
             let previous = tenant.status.as_ref();
             let last = previous.and_then(|s| s.last_secret_rotation.clone());
-            let status = status::compute(tenant, &observed, previous, last, &now);
-            if previous != Some(&status) {
-                if let Err(pe) = patch_status(ctx, tenant, &status).await {
-                    warn!(tenant = %tenant.name_any(), error = %pe, "failure status not written");
-                }
+            let mut status = status::compute(tenant, &observed, previous, last, &now);
+            // NB: a failed run has not brought this generation about; keeping the previous
+            // value makes the retry prune as a first apply of the generation would.
+            status.observed_generation = previous.and_then(|p| p.observed_generation);
+            if previous != Some(&status)
+                && let Err(pe) = patch_status(ctx, tenant, &status).await
+            {
+                warn!(tenant = %tenant.name_any(), error = %pe, "failure status not written");
             }
             publish(
                 ctx,
@@ -281,47 +284,53 @@ async fn apply_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let ns = tenant.namespace_name();
     let now = (ctx.clock)();
     let previous = tenant.status.as_ref();
-    let last = previous.and_then(|s| s.last_secret_rotation.clone());
-    let due = rotation_due(&tenant.spec, last.as_ref(), now);
-    let rotated_at = match (&last, due) {
-        (Some(last), false) => last.clone(),
-        _ => time(now),
-    };
-    let inputs = RenderInputs {
-        rotated_at: Some(rotated_at.0.to_string()),
-    };
-    let objects = render::render(tenant, &ctx.config, &inputs)?;
     let manager = ctx.config.field_manager.as_str();
 
-    // The namespace first: every other object lives in it.
-    let Some((namespace, rest)) = objects.split_first() else {
+    // The namespace first: every other object, the secrets included, lives in it. Rendering
+    // here also validates the Tenant before any write.
+    let first = render::render(tenant, &ctx.config, &RenderInputs::default())?;
+    let Some(namespace) = first.first() else {
         return Ok(Action::requeue(ctx.config.resync));
     };
     apply_object(&ctx.client, manager, namespace).await?;
 
-    // Secrets: created once, never overwritten, replaced only by a due rotation.
+    // Secrets: created once, never overwritten, replaced only by a due rotation. The rotation
+    // clock is the secrets' own `generated-at` annotation (the status copy is only a report),
+    // so a rotation whose later steps failed is not repeated on the retry.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut existing = Vec::new();
+    for kind in SecretKind::ALL {
+        existing.push((kind, secrets.get_opt(kind.location().0).await?));
+    }
+    let last = existing
+        .iter()
+        .filter(|(kind, _)| kind.rotates())
+        .filter_map(|(_, s)| s.as_ref())
+        .filter_map(|s| s.annotations().get(render::secret::GENERATED_AT))
+        .filter_map(|v| v.parse::<Timestamp>().ok())
+        .min()
+        .map(time)
+        .or_else(|| previous.and_then(|s| s.last_secret_rotation.clone()));
+    let due = rotation_due(&tenant.spec, last.as_ref(), now);
     let stamp = now.to_string();
     let mut created = Vec::new();
     let mut rotated = Vec::new();
-    for kind in SecretKind::ALL {
+    for (kind, current) in existing {
         let (secret_name, key) = kind.location();
-        match secrets.get_opt(secret_name).await? {
-            None => {
-                let Object::Secret(s) =
-                    render::secret::secret(tenant, kind, &kind.generate(), &stamp)
-                else {
-                    continue;
-                };
-                match secrets.create(&PostParams::default(), &s).await {
-                    Ok(_) => created.push(secret_name),
-                    // NB: another writer created it between the read and the create; keep theirs.
-                    Err(kube::Error::Api(st)) if st.is_already_exists() => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Some(existing) => {
-                let has_value = existing
+        let Object::Secret(mut fresh) =
+            render::secret::secret(tenant, kind, &kind.generate(), &stamp)
+        else {
+            continue;
+        };
+        match current {
+            None => match secrets.create(&PostParams::default(), &fresh).await {
+                Ok(_) => created.push(secret_name),
+                // NB: another writer created it between the read and the create; keep theirs.
+                Err(kube::Error::Api(st)) if st.is_already_exists() => {}
+                Err(e) => return Err(e.into()),
+            },
+            Some(current) => {
+                let has_value = current
                     .data
                     .as_ref()
                     .and_then(|d| d.get(key))
@@ -329,16 +338,11 @@ async fn apply_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
                 if has_value && !(due && kind.rotates()) {
                     continue;
                 }
-                let Object::Secret(mut s) =
-                    render::secret::secret(tenant, kind, &kind.generate(), &stamp)
-                else {
-                    continue;
-                };
                 // NB: replace with the read resourceVersion, so a concurrent change fails
                 // with a conflict instead of being lost.
-                s.metadata.resource_version = existing.metadata.resource_version.clone();
+                fresh.metadata.resource_version = current.metadata.resource_version.clone();
                 secrets
-                    .replace(secret_name, &PostParams::default(), &s)
+                    .replace(secret_name, &PostParams::default(), &fresh)
                     .await?;
                 rotated.push(secret_name);
             }
@@ -352,6 +356,41 @@ async fn apply_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         ctx.metrics.action("secret_rotated");
         info!(tenant = %name, secret = %s, "secret rotated");
     }
+    if !created.is_empty() {
+        let note = format!("generated {}", created.join(", "));
+        publish(
+            ctx,
+            tenant,
+            EventType::Normal,
+            "SecretsCreated",
+            "CreateSecrets",
+            note,
+        )
+        .await;
+    }
+    if due && !rotated.is_empty() {
+        let note = format!("rotated {}; server and redis restart", rotated.join(", "));
+        publish(
+            ctx,
+            tenant,
+            EventType::Normal,
+            "SecretsRotated",
+            "RotateSecrets",
+            note,
+        )
+        .await;
+    }
+    let rotated_at = match last {
+        Some(last) if created.is_empty() && !due => last,
+        _ => time(now),
+    };
+
+    // The pod templates carry the rotation time, so a rotation rolls the server and Redis.
+    let inputs = RenderInputs {
+        rotated_at: Some(rotated_at.0.to_string()),
+    };
+    let objects = render::render(tenant, &ctx.config, &inputs)?;
+    let rest = objects.get(1..).unwrap_or_default();
 
     // Everything else, in render order; the workloads' answers feed the status.
     let mut observed = Observed {
@@ -388,28 +427,6 @@ async fn apply_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let status = status::compute(tenant, &observed, previous, Some(rotated_at), &time(now));
     if previous != Some(&status) {
         patch_status(ctx, tenant, &status).await?;
-    }
-    if !created.is_empty() {
-        publish(
-            ctx,
-            tenant,
-            EventType::Normal,
-            "SecretsCreated",
-            "CreateSecrets",
-            format!("generated {}", created.join(", ")),
-        )
-        .await;
-    }
-    if !rotated.is_empty() && due {
-        publish(
-            ctx,
-            tenant,
-            EventType::Normal,
-            "SecretsRotated",
-            "RotateSecrets",
-            format!("rotated {}; server and redis restart", rotated.join(", ")),
-        )
-        .await;
     }
     let old_phase = previous.and_then(|s| s.phase);
     if old_phase != status.phase {
