@@ -76,7 +76,7 @@ pub fn cron_job(tenant: &Tenant, config: &OperatorConfig) -> CronJob {
             "backup".into(),
             "--tenant".into(),
             tenant.name_any(),
-            "--output".into(),
+            "--out".into(),
             "/backups".into(),
             "--keep".into(),
             b.keep.to_string(),

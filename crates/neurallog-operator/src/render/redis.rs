@@ -65,7 +65,6 @@ pub fn redis_conf(tenant: &Tenant) -> String {
          bind 0.0.0.0\n\
          protected-mode yes\n\
          daemonize no\n\
-         dir /data\n\
          appendonly yes\n\
          appendfsync always\n\
          aof-use-rdb-preamble yes\n\
@@ -177,6 +176,10 @@ pub fn stateful_set(
         command: Some(vec!["redis-server".into()]),
         args: Some(vec![
             "/etc/redis/redis.conf".into(),
+            // NB: the data directory is an argument, not a config line, because Redis checks
+            // a configured `dir` exists while parsing the file.
+            "--dir".into(),
+            "/data".into(),
             "--requirepass".into(),
             "$(REDIS_PASSWORD)".into(),
         ]),

@@ -557,6 +557,8 @@ fn redis_requires_the_password_and_disables_dangerous_commands() {
         c["args"],
         serde_json::json!([
             "/etc/redis/redis.conf",
+            "--dir",
+            "/data",
             "--requirepass",
             "$(REDIS_PASSWORD)"
         ])

@@ -1,0 +1,165 @@
+//! The rendered `redis.conf` run by a real `redis-server`.
+//!
+//! Reading the config is not proof: this starts Redis with the ConfigMap's file and the
+//! StatefulSet's arguments (with `$(REDIS_PASSWORD)` expanded as the kubelet would), only
+//! moving the port and data directory to a temporary place, and checks over the wire that a
+//! client without the password is refused, a wrong password is refused, the disabled commands
+//! do not exist, and the append-only file is on. Needs `redis-server` on the PATH; CI installs
+//! it (`.ci/operator-checks.sh`), and with `CI` set a missing binary fails the test.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use neurallog_operator::config::OperatorConfig;
+use neurallog_operator::crd::{Tenant, TenantSpec};
+use neurallog_operator::render::{self, Object, RenderInputs};
+
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn send(stream: &mut TcpStream, args: &[&str]) -> String {
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(cmd.as_bytes()).expect("write");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read");
+    if let Some(len) = line.strip_prefix('$') {
+        let len: i64 = len.trim().parse().expect("bulk length");
+        if len >= 0 {
+            let mut body = vec![0u8; usize::try_from(len).expect("len") + 2];
+            std::io::Read::read_exact(&mut reader, &mut body).expect("bulk");
+            return String::from_utf8_lossy(&body).trim_end().to_owned();
+        }
+    }
+    line.trim_end().to_owned()
+}
+
+fn tenant() -> Tenant {
+    let spec: TenantSpec = serde_json::from_value(serde_json::json!({
+        "displayName": "Redis test",
+        "redis": {"config": {"maxmemory": "64mb"}}
+    }))
+    .expect("spec");
+    Tenant::new("redis-test", spec)
+}
+
+#[test]
+fn redis_refuses_clients_without_the_password_and_has_no_dangerous_commands() {
+    let Ok(which) = Command::new("redis-server").arg("--version").output() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is required in CI"
+        );
+        eprintln!("skipped: redis-server not installed");
+        return;
+    };
+    assert!(which.status.success());
+
+    let objs = render::render(
+        &tenant(),
+        &OperatorConfig::default(),
+        &RenderInputs::default(),
+    )
+    .expect("render");
+    let conf = objs
+        .iter()
+        .find_map(|o| match o {
+            Object::ConfigMap(cm) => cm.data.as_ref().and_then(|d| d.get("redis.conf")).cloned(),
+            _ => None,
+        })
+        .expect("redis.conf");
+    let args = objs
+        .iter()
+        .find_map(|o| match o {
+            Object::StatefulSet(s) => s.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                .args
+                .clone(),
+            _ => None,
+        })
+        .expect("redis args");
+
+    let dir = std::env::temp_dir().join(format!("neurallog-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let conf_path = dir.join("redis.conf");
+    std::fs::write(&conf_path, conf).expect("write conf");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let password = "correct-horse-battery-staple";
+    // The StatefulSet's arguments, with the config path moved and $(REDIS_PASSWORD) expanded.
+    let mut argv: Vec<String> = args
+        .iter()
+        .map(|a| match a.as_str() {
+            "/etc/redis/redis.conf" => conf_path.display().to_string(),
+            "$(REDIS_PASSWORD)" => password.to_owned(),
+            "/data" => dir.display().to_string(),
+            other => other.to_owned(),
+        })
+        .collect();
+    argv.extend([
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+    ]);
+    let _redis = Redis(
+        Command::new("redis-server")
+            .args(&argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("redis did not start: {e}"),
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+
+    assert!(
+        send(&mut conn, &["PING"]).starts_with("-NOAUTH"),
+        "unauthenticated PING refused"
+    );
+    assert!(send(&mut conn, &["SET", "k", "v"]).starts_with("-NOAUTH"));
+    assert!(send(&mut conn, &["AUTH", "wrong"]).starts_with("-WRONGPASS"));
+    assert_eq!(send(&mut conn, &["AUTH", password]), "+OK");
+    assert_eq!(send(&mut conn, &["PING"]), "+PONG");
+    for cmd in [
+        vec!["FLUSHALL"],
+        vec!["FLUSHDB"],
+        vec!["CONFIG", "GET", "requirepass"],
+        vec!["DEBUG", "SLEEP", "0"],
+        vec!["KEYS", "*"],
+        vec!["REPLICAOF", "NO", "ONE"],
+    ] {
+        let reply = send(&mut conn, &cmd);
+        assert!(
+            reply.starts_with("-ERR unknown command"),
+            "{cmd:?} answered {reply}"
+        );
+    }
+    let info = send(&mut conn, &["INFO", "persistence"]);
+    assert!(info.contains("aof_enabled:1"), "{info}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
