@@ -281,9 +281,34 @@ pub fn to_yaml(objects: &[Object]) -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(o)?);
+        for line in serde_yaml::to_string(o)?.lines() {
+            out.push_str(&quote_timestamp(line));
+            out.push('\n');
+        }
     }
     Ok(out)
+}
+
+/// Quotes a plain scalar that YAML 1.1 readers (PyYAML, older kubectl plugins) would take
+/// for a timestamp rather than a string: serde_yaml writes YAML 1.2, where an RFC 3339 time
+/// is a plain string, so `generated-at: 2026-12-03T00:00:00Z` would change type when read
+/// back by such tools and fail schema validation as "not a string".
+fn quote_timestamp(line: &str) -> String {
+    let Some((key, value)) = line.split_once(": ") else {
+        return line.to_owned();
+    };
+    let b = value.as_bytes();
+    let looks_like_date = b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit);
+    if looks_like_date && !value.contains('\'') {
+        format!("{key}: '{value}'")
+    } else {
+        line.to_owned()
+    }
 }
 
 #[cfg(test)]

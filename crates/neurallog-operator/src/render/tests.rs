@@ -644,3 +644,23 @@ fn secrets_carry_the_value_under_the_guides_key() {
     assert_eq!(data["server-key"].0, b"nl_0011_abc");
     assert!(s.metadata.owner_references.is_some());
 }
+
+#[test]
+fn yaml_quotes_timestamps_so_yaml_1_1_readers_keep_them_strings() {
+    // Regression: kubernetes-validate (PyYAML) read an unquoted generated-at annotation as a
+    // datetime and refused the Secret.
+    let t = Tenant::test();
+    let v = crate::secrets::SecretString::new("x");
+    let o = secret::secret(&t, SecretKind::ApiKey, &v, "2026-12-03T14:20:55.060646Z");
+    let text = to_yaml(std::slice::from_ref(&o)).expect("yaml");
+    assert!(
+        text.contains("neurallog.io/generated-at: '2026-12-03T14:20:55.060646Z'"),
+        "{text}"
+    );
+    let back: serde_json::Value =
+        serde_yaml::from_str(text.trim_start_matches("---\n")).expect("parses");
+    assert_eq!(
+        back["metadata"]["annotations"][secret::GENERATED_AT],
+        "2026-12-03T14:20:55.060646Z"
+    );
+}
