@@ -980,6 +980,8 @@ mod tests {
         let mut t = tenant_json();
         t["spec"]["redis"]["config"] = json!({"protected-mode": "no"});
         assert!(cel_errors(&t) > 0);
+        t["spec"]["redis"]["config"] = json!({"maxmemory": "256mb\nrequirepass x"});
+        assert!(cel_errors(&t) > 0, "a newline would smuggle in a directive");
         t["spec"]["redis"]["config"] = json!({"maxmemory": "256mb"});
         assert_eq!(cel_errors(&t), 0);
     }
