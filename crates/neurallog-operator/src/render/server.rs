@@ -131,7 +131,7 @@ pub fn env(tenant: &Tenant, config: &OperatorConfig) -> Vec<EnvVar> {
     if let Some(r) = &spec.retention {
         env.push(value("NEURALLOG_RETENTION_DAYS", r.days.to_string()));
     }
-    env.extend(spec.server.env.iter().cloned());
+    env.extend(spec.server.env.iter().map(EnvVar::from));
     env
 }
 

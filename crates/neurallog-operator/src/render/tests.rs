@@ -622,7 +622,7 @@ fn rotation_time_rolls_server_and_redis() {
 #[test]
 fn invalid_tenants_are_refused() {
     let mut t = Tenant::test();
-    t.spec.server.env.push(k8s_openapi::api::core::v1::EnvVar {
+    t.spec.server.env.push(crate::crd::ServerEnvVar {
         name: "API_KEY".into(),
         value: Some("inline".into()),
         value_from: None,
