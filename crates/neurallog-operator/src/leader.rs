@@ -191,4 +191,84 @@ mod tests {
             Decision::Acquire
         );
     }
+
+    use std::sync::{Arc, Mutex};
+
+    use crate::fake_api::{Fake, serve};
+
+    const LEASE: &str =
+        "/apis/coordination.k8s.io/v1/namespaces/neurallog-system/leases/neurallog-operator-leader";
+
+    fn settings(identity: &str) -> LeaseSettings {
+        LeaseSettings {
+            name: "neurallog-operator-leader".into(),
+            identity: identity.into(),
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_replicas_elect_one_leader_until_its_lease_expires() {
+        let fake = Arc::new(Mutex::new(Fake::default()));
+        let (client, server) = serve(fake.clone());
+        let api: Api<Lease> = Api::namespaced(client, "neurallog-system");
+        let (a, b) = (settings("a"), settings("b"));
+
+        assert!(
+            try_lead(&api, &a, at(100)).await.expect("a"),
+            "a creates the lease"
+        );
+        assert!(!try_lead(&api, &b, at(105)).await.expect("b"), "b waits");
+        assert!(try_lead(&api, &a, at(110)).await.expect("a renews"));
+        assert!(
+            !try_lead(&api, &b, at(124)).await.expect("b"),
+            "renewed at 110, valid until 125"
+        );
+        assert!(
+            try_lead(&api, &b, at(125)).await.expect("b"),
+            "b takes over the expired lease"
+        );
+        assert!(
+            !try_lead(&api, &a, at(126)).await.expect("a"),
+            "a has lost it"
+        );
+
+        let log = fake.lock().expect("lock").log.clone();
+        let create =
+            "POST /apis/coordination.k8s.io/v1/namespaces/neurallog-system/leases".to_owned();
+        let get = format!("GET {LEASE}");
+        let put = format!("PUT {LEASE}");
+        assert_eq!(
+            log,
+            [
+                get.clone(),
+                create,
+                get.clone(),
+                get.clone(),
+                put.clone(),
+                get.clone(),
+                get.clone(),
+                put,
+                get
+            ]
+        );
+        let lease = fake.lock().expect("lock").objects[LEASE].clone();
+        assert_eq!(lease["spec"]["holderIdentity"], "b");
+        assert_eq!(lease["spec"]["leaseTransitions"], 1);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_racing_candidate_loses_on_conflict() {
+        let fake = Arc::new(Mutex::new(Fake::default()));
+        let (client, server) = serve(fake.clone());
+        let api: Api<Lease> = Api::namespaced(client, "neurallog-system");
+        assert!(try_lead(&api, &settings("a"), at(100)).await.expect("a"));
+        // Between b's read and b's write, someone else renews: the write carries a stale
+        // resourceVersion and must fail with a conflict, leaving b a candidate.
+        fake.lock().expect("lock").fail_once = Some((format!("PUT {LEASE}"), 409));
+        assert!(!try_lead(&api, &settings("b"), at(200)).await.expect("b"));
+        server.abort();
+    }
 }

@@ -28,3 +28,6 @@ pub mod run;
 pub mod secrets;
 pub mod status;
 pub mod telemetry;
+
+#[cfg(test)]
+mod fake_api;
