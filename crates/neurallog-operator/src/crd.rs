@@ -71,6 +71,8 @@ pub const RESERVED_REDIS_DIRECTIVES: &[&str] = &[
 
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 const DNS_SUBDOMAIN: &str = "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$";
+/// A key inside a Secret (also a file name when the Secret is mounted).
+const SECRET_KEY: &str = r"^[-._a-zA-Z0-9]+$";
 const QUANTITY: &str = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$";
 /// An image reference with an explicit tag or digest, never `:latest` (guide: "Image Pinning").
 const IMAGE: &str = r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]((:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})|(@sha256:[a-f0-9]{64}))$";
@@ -318,6 +320,10 @@ pub struct RedisSpec {
     /// Persistent volume of the append-only file.
     #[serde(default)]
     pub storage: StorageSpec,
+    /// TLS between the server and Redis, from a Secret in the tenant namespace. Redis then
+    /// listens only on TLS and the server connects with `rediss://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RedisTlsSpec>,
     /// Extra `redis.conf` directives (e.g. `maxmemory: 256mb`). Directives that would weaken
     /// the security settings the operator owns are refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -336,6 +342,7 @@ impl Default for RedisSpec {
             image: None,
             resources: ComputeResources::default(),
             storage: StorageSpec::default(),
+            tls: None,
             config: BTreeMap::new(),
         }
     }
@@ -343,6 +350,31 @@ impl Default for RedisSpec {
 
 fn default_redis_replicas() -> i32 {
     1
+}
+
+/// Redis TLS material (guide: "Redis TLS").
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisTlsSpec {
+    /// Secret with the Redis certificate, its key and the CA that signed it.
+    #[schemars(regex(pattern = DNS_SUBDOMAIN), length(max = 253))]
+    pub secret_name: String,
+    /// Key of the PEM certificate.
+    #[serde(default = "default_cert_key")]
+    #[schemars(regex(pattern = SECRET_KEY), length(min = 1, max = 253))]
+    pub cert_key: String,
+    /// Key of the PEM private key.
+    #[serde(default = "default_key_key")]
+    #[schemars(regex(pattern = SECRET_KEY), length(min = 1, max = 253))]
+    pub key_key: String,
+    /// Key of the PEM CA bundle the server verifies Redis with.
+    #[serde(default = "default_ca_key")]
+    #[schemars(regex(pattern = SECRET_KEY), length(min = 1, max = 253))]
+    pub ca_key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".into()
 }
 
 /// A persistent volume claim's size and class.
@@ -856,6 +888,17 @@ pub(crate) mod fixtures {
                 cert_key: "cert".into(),
                 key_key: "key".into(),
                 client_ca_key: None,
+            });
+            self
+        }
+
+        /// The same tenant with TLS between the server and Redis.
+        pub fn with_redis_tls(mut self) -> Self {
+            self.spec.redis.tls = Some(RedisTlsSpec {
+                secret_name: "redis-tls".into(),
+                cert_key: "tls.crt".into(),
+                key_key: "tls.key".into(),
+                ca_key: "ca.crt".into(),
             });
             self
         }

@@ -81,20 +81,25 @@ pub fn cron_job(tenant: &Tenant, config: &OperatorConfig) -> CronJob {
             "--keep".into(),
             b.keep.to_string(),
         ]),
-        env: Some(vec![
-            k8s_openapi::api::core::v1::EnvVar {
-                name: "REDIS_URL".into(),
-                value: Some(redis::url(tenant, config)),
-                value_from: None,
-            },
-            redis::password_env("REDIS_PASSWORD"),
-            secret_env("NEURALLOG_MASTER_KEY", MASTER_KEY, MASTER_KEY_KEY),
-            k8s_openapi::api::core::v1::EnvVar {
+        env: Some(
+            vec![
+                k8s_openapi::api::core::v1::EnvVar {
+                    name: "REDIS_URL".into(),
+                    value: Some(redis::url(tenant, config)),
+                    value_from: None,
+                },
+                redis::password_env("REDIS_PASSWORD"),
+                secret_env("NEURALLOG_MASTER_KEY", MASTER_KEY, MASTER_KEY_KEY),
+            ]
+            .into_iter()
+            .chain(redis::ca_env(tenant))
+            .chain([k8s_openapi::api::core::v1::EnvVar {
                 name: "NODE_ENV".into(),
                 value: Some("production".into()),
                 value_from: None,
-            },
-        ]),
+            }])
+            .collect(),
+        ),
         resources: Some(resources(&ComputeResources::guide_default())),
         security_context: Some(container_security_context(uid)),
         volume_mounts: Some(vec![

@@ -78,6 +78,9 @@ pub fn env(tenant: &Tenant, config: &OperatorConfig) -> Vec<EnvVar> {
         secret_env("API_KEY", API_KEYS, API_KEY_KEY),
         secret_env("NEURALLOG_MASTER_KEY", MASTER_KEY, MASTER_KEY_KEY),
     ];
+    if let Some(ca) = redis::ca_env(tenant) {
+        env.push(ca);
+    }
     if let Some(tls) = &spec.tls {
         env.push(secret_env("TLS_CERT", &tls.secret_name, &tls.cert_key));
         env.push(secret_env("TLS_KEY", &tls.secret_name, &tls.key_key));

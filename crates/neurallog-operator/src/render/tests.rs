@@ -664,3 +664,58 @@ fn yaml_quotes_timestamps_so_yaml_1_1_readers_keep_them_strings() {
         "2026-12-03T14:20:55.060646Z"
     );
 }
+
+#[test]
+fn redis_tls_closes_the_plain_port_and_the_clients_verify_it() {
+    let objs = rendered(&Tenant::test().with_redis_tls().with_backup());
+    let Object::ConfigMap(cm) = find(&objs, "ConfigMap", "redis-config") else {
+        panic!("configmap")
+    };
+    let conf = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("redis.conf"))
+        .expect("conf");
+    let lines: Vec<&str> = conf.lines().collect();
+    for want in [
+        "port 0",
+        "tls-port 6379",
+        "tls-cert-file /etc/redis-tls/tls.crt",
+        "tls-ca-cert-file /etc/redis-tls/ca.crt",
+    ] {
+        assert!(lines.contains(&want), "{want}");
+    }
+    assert!(!lines.contains(&"port 6379"));
+    let sts = json(find(&objs, "StatefulSet", "redis"));
+    let pod = &sts["spec"]["template"]["spec"];
+    let vol = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .expect("tls volume");
+    assert_eq!(vol["secret"]["secretName"], "redis-tls");
+    assert_eq!(
+        pod["containers"][0]["readinessProbe"]["exec"]["command"],
+        serde_json::json!([
+            "redis-cli",
+            "--tls",
+            "--cacert",
+            "/etc/redis-tls/ca.crt",
+            "ping"
+        ])
+    );
+    let env = server_env(&objs);
+    assert!(env_value(&env, "REDIS_URL").starts_with("rediss://"));
+    assert_eq!(
+        env_secret(&env, "REDIS_CA_CERT"),
+        ("redis-tls".into(), "ca.crt".into())
+    );
+    let cj = json(find(&objs, "CronJob", "neurallog-backup"));
+    let benv =
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(benv.contains("rediss://") && benv.contains("REDIS_CA_CERT"));
+    // Without TLS: plain port, no CA.
+    let plain = rendered(&Tenant::test());
+    assert!(!server_env(&plain).iter().any(|e| e.name == "REDIS_CA_CERT"));
+}
