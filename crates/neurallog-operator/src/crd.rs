@@ -234,9 +234,10 @@ impl Default for ComputeResources {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerSpec {
-    /// Number of server pods; above 1 a PodDisruptionBudget keeps one available.
+    /// Number of server pods; above 1 a PodDisruptionBudget keeps one available. 0 shuts
+    /// the server down (guide: "Incident Containment → Service Shutdown").
     #[serde(default = "default_server_replicas")]
-    #[schemars(range(min = 1, max = 20))]
+    #[schemars(range(min = 0, max = 20))]
     pub replicas: i32,
     /// Image with a tag or digest (never `latest`); the operator's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -425,6 +426,11 @@ pub struct NetworkPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub egress_rules: Vec<NetworkPolicyEgressRule>,
+    /// Incident containment (guide: "Incident Containment → Network Isolation"): closes the
+    /// API to every namespace and drops the custom rules, leaving only in-namespace traffic,
+    /// DNS and the metrics scrape, until it is set back to false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate: bool,
 }
 
 impl Default for NetworkPolicySpec {
@@ -434,6 +440,7 @@ impl Default for NetworkPolicySpec {
             allowed_namespaces: Vec::new(),
             ingress_rules: Vec::new(),
             egress_rules: Vec::new(),
+            isolate: false,
         }
     }
 }
@@ -771,8 +778,8 @@ impl TenantSpec {
         if self.display_name.is_empty() {
             return Err(invalid("spec.displayName", "must not be empty"));
         }
-        if !(1..=20).contains(&self.server.replicas) {
-            return Err(invalid("spec.server.replicas", "must be between 1 and 20"));
+        if !(0..=20).contains(&self.server.replicas) {
+            return Err(invalid("spec.server.replicas", "must be between 0 and 20"));
         }
         if !(0..=1).contains(&self.redis.replicas) {
             return Err(invalid("spec.redis.replicas", "must be 0 or 1"));
@@ -988,7 +995,7 @@ mod tests {
         let required: Vec<_> = spec["required"].as_array().expect("required").clone();
         assert!(required.contains(&json!("displayName")));
         let replicas = &spec["properties"]["server"]["properties"]["replicas"];
-        assert_eq!(replicas["minimum"].as_f64(), Some(1.0));
+        assert_eq!(replicas["minimum"].as_f64(), Some(0.0));
         assert_eq!(replicas["maximum"].as_f64(), Some(20.0));
         let redis = &spec["properties"]["redis"]["properties"]["replicas"];
         assert_eq!(redis["maximum"].as_f64(), Some(1.0));

@@ -113,7 +113,14 @@ pub fn compute(
     let all_ready =
         server_ready && redis_ready && observed.secrets_ready && observed.error.is_none();
 
-    let network = if tenant.spec.network_policy.enabled {
+    let network = if tenant.spec.network_policy.enabled && tenant.spec.network_policy.isolate {
+        (
+            condition::NETWORK.to_owned(),
+            true,
+            "Quarantined".to_owned(),
+            "spec.networkPolicy.isolate is true: the API is closed to every namespace".to_owned(),
+        )
+    } else if tenant.spec.network_policy.enabled {
         (
             condition::NETWORK.to_owned(),
             true,

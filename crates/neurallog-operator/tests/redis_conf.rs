@@ -163,3 +163,164 @@ fn redis_refuses_clients_without_the_password_and_has_no_dangerous_commands() {
     assert!(info.contains("aof_enabled:1"), "{info}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn have(bin: &str) -> bool {
+    let ok = Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{bin} is required in CI");
+        eprintln!("skipped: {bin} not installed");
+    }
+    ok
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn redis_tls_serves_only_tls_and_still_requires_the_password() {
+    if !have("redis-server") || !have("redis-cli") || !have("openssl") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("neurallog-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    // A throwaway CA and a certificate for 127.0.0.1, as cert-manager would put in the Secret.
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.csr",
+            "-subj",
+            "/CN=redis",
+        ],
+    );
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tls.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+        ],
+    );
+
+    let mut t = tenant();
+    t.spec.redis.tls =
+        serde_json::from_value(serde_json::json!({"secretName": "redis-tls"})).expect("tls");
+    let objs =
+        render::render(&t, &OperatorConfig::default(), &RenderInputs::default()).expect("render");
+    let conf = objs
+        .iter()
+        .find_map(|o| match o {
+            Object::ConfigMap(cm) => cm.data.as_ref().and_then(|d| d.get("redis.conf")).cloned(),
+            _ => None,
+        })
+        .expect("redis.conf")
+        .replace("/etc/redis-tls", &dir.display().to_string());
+    let conf_path = dir.join("redis.conf");
+    std::fs::write(&conf_path, conf).expect("conf");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let password = "tls-password";
+    let _redis = Redis(
+        Command::new("redis-server")
+            .arg(&conf_path)
+            .args([
+                "--dir",
+                &dir.display().to_string(),
+                "--requirepass",
+                password,
+            ])
+            .args(["--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts"),
+    );
+    let cli = |tls: bool, auth: bool| {
+        let mut c = Command::new("redis-cli");
+        c.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        if tls {
+            c.args([
+                "--tls",
+                "--cacert",
+                &dir.join("ca.crt").display().to_string(),
+            ]);
+        }
+        if auth {
+            c.env("REDISCLI_AUTH", password);
+        }
+        c.arg("ping");
+        let out = c.output().expect("redis-cli");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cli(true, true).contains("PONG") {
+        assert!(Instant::now() < deadline, "redis with TLS did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !cli(false, true).contains("PONG"),
+        "plain-text clients are refused"
+    );
+    assert!(
+        cli(true, false).contains("NOAUTH"),
+        "TLS does not replace the password"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,9 @@
 //! - `allow-dns-egress`: UDP/TCP 53 to the cluster DNS pods, without which nothing resolves;
 //! - `allow-monitoring-scrape`: TCP 9464 on the server pods from the monitoring namespace;
 //! - `allow-custom-rules`: the Tenant's own `ingressRules`/`egressRules` for the server pods.
+//!
+//! `isolate: true` (incident containment) closes `allow-api-access` and drops the custom
+//! rules; the default deny, in-namespace traffic, DNS and the metrics scrape stay.
 
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -114,7 +117,7 @@ pub fn policies(tenant: &Tenant, config: &OperatorConfig) -> Vec<NetworkPolicy> 
     ];
     // NB: with no allowed namespace the policy still exists with no rule, so the API is closed
     // rather than open, and adding a namespace later is a change to this one object.
-    let api_rules = if np.allowed_namespaces.is_empty() {
+    let api_rules = if np.allowed_namespaces.is_empty() || np.isolate {
         vec![]
     } else {
         vec![NetworkPolicyIngressRule {
@@ -168,7 +171,7 @@ pub fn policies(tenant: &Tenant, config: &OperatorConfig) -> Vec<NetworkPolicy> 
         }]),
         None,
     ));
-    if !np.ingress_rules.is_empty() || !np.egress_rules.is_empty() {
+    if !np.isolate && (!np.ingress_rules.is_empty() || !np.egress_rules.is_empty()) {
         let ingress = (!np.ingress_rules.is_empty()).then(|| np.ingress_rules.clone());
         let egress = (!np.egress_rules.is_empty()).then(|| np.egress_rules.clone());
         out.push(policy(

@@ -719,3 +719,28 @@ fn redis_tls_closes_the_plain_port_and_the_clients_verify_it() {
     let plain = rendered(&Tenant::test());
     assert!(!server_env(&plain).iter().any(|e| e.name == "REDIS_CA_CERT"));
 }
+
+#[test]
+fn isolation_closes_the_api_and_drops_custom_rules_but_keeps_dns_and_metrics() {
+    let mut t = Tenant::test();
+    t.spec.network_policy.ingress_rules = vec![serde_json::from_value(serde_json::json!({
+        "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    }))
+    .expect("rule")];
+    t.spec.network_policy.isolate = true;
+    let objs = rendered(&t);
+    let api = json(find(&objs, "NetworkPolicy", "allow-api-access"));
+    assert_eq!(api["spec"]["ingress"], serde_json::json!([]));
+    assert!(!objs.iter().any(|o| o.name() == "allow-custom-rules"));
+    for kept in ["default-deny-all", "allow-internal-traffic", "allow-dns-egress", "allow-monitoring-scrape"] {
+        find(&objs, "NetworkPolicy", kept);
+    }
+}
+
+#[test]
+fn zero_replicas_shuts_the_server_down_without_a_budget() {
+    let objs = rendered(&Tenant::test().with_replicas(0));
+    let d = json(find(&objs, "Deployment", "neurallog-server"));
+    assert_eq!(d["spec"]["replicas"], 0);
+    assert!(objs.iter().all(|o| o.kind() != "PodDisruptionBudget"));
+}
