@@ -723,16 +723,23 @@ fn redis_tls_closes_the_plain_port_and_the_clients_verify_it() {
 #[test]
 fn isolation_closes_the_api_and_drops_custom_rules_but_keeps_dns_and_metrics() {
     let mut t = Tenant::test();
-    t.spec.network_policy.ingress_rules = vec![serde_json::from_value(serde_json::json!({
-        "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
-    }))
-    .expect("rule")];
+    t.spec.network_policy.ingress_rules = vec![
+        serde_json::from_value(serde_json::json!({
+            "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+        }))
+        .expect("rule"),
+    ];
     t.spec.network_policy.isolate = true;
     let objs = rendered(&t);
     let api = json(find(&objs, "NetworkPolicy", "allow-api-access"));
     assert_eq!(api["spec"]["ingress"], serde_json::json!([]));
     assert!(!objs.iter().any(|o| o.name() == "allow-custom-rules"));
-    for kept in ["default-deny-all", "allow-internal-traffic", "allow-dns-egress", "allow-monitoring-scrape"] {
+    for kept in [
+        "default-deny-all",
+        "allow-internal-traffic",
+        "allow-dns-egress",
+        "allow-monitoring-scrape",
+    ] {
         find(&objs, "NetworkPolicy", kept);
     }
 }
