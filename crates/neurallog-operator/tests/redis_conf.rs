@@ -165,8 +165,14 @@ fn redis_refuses_clients_without_the_password_and_has_no_dangerous_commands() {
 }
 
 fn have(bin: &str) -> bool {
+    // NB: openssl has a `version` subcommand instead of a `--version` flag.
+    let flag = if bin == "openssl" {
+        "version"
+    } else {
+        "--version"
+    };
     let ok = Command::new(bin)
-        .arg("--version")
+        .arg(flag)
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
