@@ -94,10 +94,43 @@ pub fn redis_conf(tenant: &Tenant) -> String {
     for cmd in DISABLED_COMMANDS {
         c.push_str(&format!("rename-command {cmd} \"\"\n"));
     }
-    for (k, v) in &tenant.spec.redis.config {
+    // NB: without a maxmemory Redis grows until the kubelet kills it at the memory limit;
+    // with `noeviction` a full Redis refuses writes (the server answers 503) instead of
+    // silently dropping stored events (spec §5). A Tenant's own values win.
+    let extra = &tenant.spec.redis.config;
+    if !extra.contains_key("maxmemory")
+        && let Some(bytes) = quantity_bytes(&tenant.spec.redis.resources.limits.memory)
+    {
+        c.push_str(&format!("maxmemory {}\n", bytes / 4 * 3));
+    }
+    if !extra.contains_key("maxmemory-policy") {
+        c.push_str("maxmemory-policy noeviction\n");
+    }
+    for (k, v) in extra {
         c.push_str(&format!("{k} {v}\n"));
     }
     c
+}
+
+/// Bytes of a memory quantity such as `512Mi`, `1G` or `1048576`; `None` for forms that are
+/// not byte counts (`m`) or do not parse.
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (num, unit) = q.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 /// FNV-1a: a stable hash for the config annotation (std's hasher may change between releases).

@@ -751,3 +751,40 @@ fn zero_replicas_shuts_the_server_down_without_a_budget() {
     assert_eq!(d["spec"]["replicas"], 0);
     assert!(objs.iter().all(|o| o.kind() != "PodDisruptionBudget"));
 }
+
+#[test]
+fn redis_memory_is_capped_below_the_container_limit_and_never_evicts() {
+    let objs = rendered(&Tenant::test());
+    let Object::ConfigMap(cm) = find(&objs, "ConfigMap", "redis-config") else {
+        panic!("configmap")
+    };
+    let conf = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("redis.conf"))
+        .expect("conf");
+    // 512Mi limit -> 384Mi.
+    assert!(conf.lines().any(|l| l == "maxmemory 402653184"), "{conf}");
+    assert!(conf.lines().any(|l| l == "maxmemory-policy noeviction"));
+    let mut t = Tenant::test();
+    t.spec
+        .redis
+        .config
+        .insert("maxmemory".into(), "100mb".into());
+    let objs = rendered(&t);
+    let Object::ConfigMap(cm) = find(&objs, "ConfigMap", "redis-config") else {
+        panic!("configmap")
+    };
+    let conf = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("redis.conf"))
+        .expect("conf");
+    assert_eq!(
+        conf.matches("maxmemory ").count(),
+        1,
+        "the Tenant's value replaces ours"
+    );
+    assert_eq!(redis::quantity_bytes("1Gi"), Some(1 << 30));
+    assert_eq!(redis::quantity_bytes("500m"), None);
+}
