@@ -134,7 +134,13 @@ pub fn env(tenant: &Tenant, config: &OperatorConfig) -> Vec<EnvVar> {
     if let Some(r) = &spec.retention {
         env.push(value("NEURALLOG_RETENTION_DAYS", r.days.to_string()));
     }
-    env.extend(spec.server.env.iter().map(EnvVar::from));
+    // NB: a Tenant variable replaces an operator default of the same name (LOG_LEVEL, the
+    // limits): server-side apply refuses a list with two entries for one name. Reserved names
+    // never get here (validation).
+    for extra in &spec.server.env {
+        env.retain(|e| e.name != extra.name);
+        env.push(EnvVar::from(extra));
+    }
     env
 }
 

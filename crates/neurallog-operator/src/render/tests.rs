@@ -788,3 +788,35 @@ fn redis_memory_is_capped_below_the_container_limit_and_never_evicts() {
     assert_eq!(redis::quantity_bytes("1Gi"), Some(1 << 30));
     assert_eq!(redis::quantity_bytes("500m"), None);
 }
+
+#[test]
+fn env_names_are_unique_and_a_tenant_value_replaces_a_default() {
+    // Regression: the sample's LOG_LEVEL duplicated the operator's default, which
+    // server-side apply refuses (env is a list keyed by name).
+    let mut t = Tenant::test();
+    t.spec.server.env.push(crate::crd::ServerEnvVar {
+        name: "LOG_LEVEL".into(),
+        value: Some("debug".into()),
+        value_from: None,
+    });
+    t.spec.auth.rate_limit_rps = Some(5);
+    t.spec.server.env.push(crate::crd::ServerEnvVar {
+        name: "RATE_LIMIT_RPS".into(),
+        value: Some("7".into()),
+        value_from: None,
+    });
+    for t in variants().into_iter().chain([t.clone()]) {
+        for (id, _, spec) in pods(&rendered(&t)) {
+            for c in all_containers(&spec) {
+                let mut names: Vec<_> = c.env.iter().flatten().map(|e| e.name.clone()).collect();
+                let n = names.len();
+                names.sort();
+                names.dedup();
+                assert_eq!(names.len(), n, "{id}/{}: duplicate env names", c.name);
+            }
+        }
+    }
+    let env = server_env(&rendered(&t));
+    assert_eq!(env_value(&env, "LOG_LEVEL"), "debug");
+    assert_eq!(env_value(&env, "RATE_LIMIT_RPS"), "7");
+}
