@@ -17,6 +17,7 @@
 //!   rotation, events
 //! - [`leader`]: Lease-based leader election
 //! - [`telemetry`]: metrics registry and the `/metrics`, `/healthz`, `/readyz` endpoints
+//! - [`run`]: `neurallog-operator run`, wiring all of the above
 
 pub mod config;
 pub mod crd;
@@ -29,5 +30,6 @@ pub mod secrets;
 pub mod status;
 pub mod telemetry;
 
+/// An in-memory API server behind a mock client, for the reconciler and election tests.
 #[cfg(test)]
 mod fake_api;
