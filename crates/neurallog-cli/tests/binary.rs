@@ -47,10 +47,8 @@ impl Serve {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::blocking_get(&format!("{url}/health")) {
-                if r {
-                    break;
-                }
+            if reqwest::blocking_get(&format!("{url}/health")) == Ok(true) {
+                break;
             }
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(30));

@@ -227,10 +227,8 @@ fn scan(text: &[u8], limits: &Limits) -> Result<Shape, String> {
             }
             b'}' | b']' => {
                 depth = depth.saturating_sub(1);
-                if depth == 1 {
-                    if let Some(s) = ts_start.filter(|_| shape.timestamp.is_none()) {
-                        shape.timestamp = Some((s, i + 1));
-                    }
+                if let Some(s) = ts_start.filter(|_| depth == 1 && shape.timestamp.is_none()) {
+                    shape.timestamp = Some((s, i + 1));
                 }
             }
             b'"' => {

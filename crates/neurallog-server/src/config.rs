@@ -180,10 +180,11 @@ impl ServerConfig {
             file.api_key.clone(),
             file.api_key_file.clone(),
         )?;
-        if let Some(k) = &api_key {
-            if k.expose().trim().is_empty() {
-                return Err(ConfigError("API_KEY is set but empty".into()));
-            }
+        if api_key
+            .as_ref()
+            .is_some_and(|k| k.expose().trim().is_empty())
+        {
+            return Err(ConfigError("API_KEY is set but empty".into()));
         }
         let redis_url = secret(
             "REDIS_URL",

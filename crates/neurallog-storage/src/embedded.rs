@@ -393,7 +393,7 @@ impl Storage for EmbeddedStorage {
             for log in &logs {
                 all.extend(search_log(t, &tenant, log, &q.matcher, &q)?);
             }
-            all.sort_by(|a, b| b.id.cmp(&a.id));
+            all.sort_by_key(|e| std::cmp::Reverse(e.id));
             all.truncate(q.limit + 1);
             Ok(crate::paginate(all, q.limit))
         })

@@ -55,13 +55,13 @@ impl Params {
             since: one(&["since", "start_time"])?,
             until: one(&["until", "end_time"])?,
         };
-        if let (Some(s), Some(u)) = (range.since, range.until) {
-            if s > u {
-                return Err(ApiError::bad_request(
-                    "invalid_time",
-                    "since is after until",
-                ));
-            }
+        if let (Some(s), Some(u)) = (range.since, range.until)
+            && s > u
+        {
+            return Err(ApiError::bad_request(
+                "invalid_time",
+                "since is after until",
+            ));
         }
         Ok(range)
     }
