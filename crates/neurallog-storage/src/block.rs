@@ -33,6 +33,25 @@ const ROW_LEN: usize = 28;
 /// zstd level: 3 is zstd's default and compresses log JSON well at several hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
 
+/// Decoded blocks by storage key, weighed by their decoded size. Both backends keep one, so
+/// that the newest blocks of busy logs are decompressed once, not on every read.
+pub type Cache = quick_cache::sync::Cache<Vec<u8>, std::sync::Arc<Block>, Weight>;
+
+/// Weighs a cached block by its key and decoded size.
+#[derive(Clone, Debug)]
+pub struct Weight;
+
+impl quick_cache::Weighter<Vec<u8>, std::sync::Arc<Block>> for Weight {
+    fn weight(&self, key: &Vec<u8>, block: &std::sync::Arc<Block>) -> u64 {
+        (key.len() + block.memory()) as u64
+    }
+}
+
+/// A block cache holding about `bytes` of decoded blocks.
+pub fn cache(bytes: u64) -> Cache {
+    Cache::with(64, bytes, Weight, Default::default(), Default::default())
+}
+
 /// The plain header of an encoded block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {

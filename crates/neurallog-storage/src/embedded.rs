@@ -47,19 +47,7 @@ struct Tree {
     /// (newest-first pages, tails, searches); decoding them once saves most of a read's CPU.
     /// Keys carry the tenant, so the cache is as isolated as the tree. The writer evicts a
     /// key whenever it rewrites or removes that block.
-    cache: BlockCache,
-}
-
-type BlockCache = quick_cache::sync::Cache<Vec<u8>, Arc<Block>, BlockWeight>;
-
-/// Weighs cached blocks by their decoded size.
-#[derive(Clone)]
-struct BlockWeight;
-
-impl quick_cache::Weighter<Vec<u8>, Arc<Block>> for BlockWeight {
-    fn weight(&self, key: &Vec<u8>, block: &Arc<Block>) -> u64 {
-        (key.len() + block.memory()) as u64
-    }
+    cache: crate::block::Cache,
 }
 
 /// Decoded-block cache size.
@@ -133,13 +121,7 @@ impl EmbeddedStorage {
         let logs = db
             .keyspace("logs", KeyspaceCreateOptions::default)
             .map_err(io_err)?;
-        let cache = BlockCache::with(
-            64,
-            CACHE_BYTES,
-            BlockWeight,
-            Default::default(),
-            Default::default(),
-        );
+        let cache = crate::block::cache(CACHE_BYTES);
         let tree = Arc::new(Tree {
             db,
             blocks,
@@ -251,50 +233,35 @@ fn walk_newest_first(
     Ok(())
 }
 
-fn read_log(tree: &Tree, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page> {
-    let mut entries = Vec::new();
-    let want = q.limit + 1;
-    walk_newest_first(
-        tree,
-        tenant,
-        log,
-        q.before.unwrap_or(EntryId::MAX),
-        q.range,
-        true,
-        |b, upto| {
-            for i in (0..upto).rev() {
-                if q.range.contains(b.ts(i)) {
-                    entries.push(b.entry(i, log)?);
-                    if entries.len() == want {
-                        return Ok(false);
-                    }
-                }
-            }
-            Ok(true)
-        },
-    )?;
-    Ok(crate::paginate(entries, q.limit))
-}
-
-fn search_log(
+/// Up to `limit + 1` entries of one log, newest first, below `before` and inside `range`;
+/// all of them (a read, which fills the block cache) or those `matcher` accepts (a search,
+/// which does not).
+fn collect_newest(
     tree: &Tree,
     tenant: &TenantId,
     log: &LogName,
-    matcher: &Matcher,
-    q: &SearchQuery,
+    before: Option<EntryId>,
+    range: TimeRange,
+    limit: usize,
+    matcher: Option<&Matcher>,
 ) -> Result<Vec<neurallog_core::Entry>> {
     let mut entries = Vec::new();
-    let want = q.limit + 1;
+    let want = limit + 1;
+    let before = before.unwrap_or(EntryId::MAX);
     walk_newest_first(
         tree,
         tenant,
         log,
-        q.before.unwrap_or(EntryId::MAX),
-        q.range,
-        false,
+        before,
+        range,
+        matcher.is_none(),
         |b, upto| {
-            for i in b.matching(matcher, upto).into_iter().rev() {
-                if q.range.contains(b.ts(i)) {
+            let picked: Vec<usize> = match matcher {
+                None => (0..upto).collect(),
+                Some(m) => b.matching(m, upto),
+            };
+            for i in picked.into_iter().rev() {
+                if range.contains(b.ts(i)) {
                     entries.push(b.entry(i, log)?);
                     if entries.len() == want {
                         return Ok(false);
@@ -357,7 +324,11 @@ impl Storage for EmbeddedStorage {
 
     async fn read(&self, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page> {
         let (tenant, log, q) = (tenant.clone(), log.clone(), q.clone());
-        self.blocking(move |t| read_log(t, &tenant, &log, &q)).await
+        self.blocking(move |t| {
+            let entries = collect_newest(t, &tenant, &log, q.before, q.range, q.limit, None)?;
+            Ok(crate::paginate(entries, q.limit))
+        })
+        .await
     }
 
     async fn get(
@@ -402,7 +373,15 @@ impl Storage for EmbeddedStorage {
             };
             let mut all = Vec::new();
             for log in &logs {
-                all.extend(search_log(t, &tenant, log, &q.matcher, &q)?);
+                all.extend(collect_newest(
+                    t,
+                    &tenant,
+                    log,
+                    q.before,
+                    q.range,
+                    q.limit,
+                    Some(&q.matcher),
+                )?);
             }
             all.sort_by_key(|e| std::cmp::Reverse(e.id));
             all.truncate(q.limit + 1);

@@ -106,19 +106,7 @@ pub(crate) struct Shared {
     /// member's count, and ids are never reused within a log, so a cached block can never be
     /// stale — a changed block simply gets a new key and the old one ages out. The key
     /// carries the tenant, so the cache is as isolated as the key space.
-    cache: BlockCache,
-}
-
-type BlockCache = quick_cache::sync::Cache<Vec<u8>, Arc<Block>, BlockWeight>;
-
-/// Weighs cached blocks by their decoded size.
-#[derive(Clone)]
-struct BlockWeight;
-
-impl quick_cache::Weighter<Vec<u8>, Arc<Block>> for BlockWeight {
-    fn weight(&self, key: &Vec<u8>, block: &Arc<Block>) -> u64 {
-        (key.len() + block.memory()) as u64
-    }
+    cache: crate::block::Cache,
 }
 
 /// The cache key of a block: its log's blocks key and its index member.
@@ -137,7 +125,7 @@ enum Fetched {
 
 impl Fetched {
     /// The decoded block; a miss is decoded here and, when `fill`, cached.
-    fn decode(self, cache: &BlockCache, fill: bool) -> Result<Arc<Block>> {
+    fn decode(self, cache: &crate::block::Cache, fill: bool) -> Result<Arc<Block>> {
         match self {
             Fetched::Hit(b) => Ok(b),
             Fetched::Miss { key, bytes } => {
@@ -205,13 +193,7 @@ impl RedisStorage {
                 .unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
             op_timeout: opts.timeout * 2,
             renumbered: AtomicU64::new(0),
-            cache: BlockCache::with(
-                64,
-                CACHE_BYTES,
-                BlockWeight,
-                Default::default(),
-                Default::default(),
-            ),
+            cache: crate::block::cache(CACHE_BYTES),
         });
         let writer = writer::spawn(shared.clone());
         Ok(Self { shared, writer })
@@ -498,7 +480,7 @@ impl<'a> Walk<'a> {
 /// one scan of a whole log does not evict every reader's hot blocks.
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn collect(
-    cache: &BlockCache,
+    cache: &crate::block::Cache,
     blocks: Vec<Fetched>,
     log: &LogName,
     before: EntryId,
