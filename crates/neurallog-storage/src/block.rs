@@ -14,7 +14,10 @@
 //! decompression and one substring scan per block) fast.
 
 use memchr::memmem;
-use neurallog_core::{Entry, EntryId, LogName, query::Matcher};
+use neurallog_core::{
+    Entry, EntryId, LogName,
+    query::{Matcher, TimeRange},
+};
 use serde_json::value::RawValue;
 
 use crate::{Result, StorageError};
@@ -276,6 +279,33 @@ impl Block {
             b.push(self.ids[i], self.ts[i], self.data(i));
         }
         b
+    }
+
+    /// Appends to `out`, newest first, the entries among the first `upto` that lie in `range`
+    /// and that `matcher` accepts (all of them when there is none), until `out` holds `want`.
+    /// Returns whether `out` is full. Every backend's reads and searches end here.
+    pub fn take_newest(
+        &self,
+        log: &LogName,
+        upto: usize,
+        range: TimeRange,
+        matcher: Option<&Matcher>,
+        want: usize,
+        out: &mut Vec<Entry>,
+    ) -> Result<bool> {
+        let picked: Vec<usize> = match matcher {
+            None => (0..upto).collect(),
+            Some(m) => self.matching(m, upto),
+        };
+        for i in picked.into_iter().rev() {
+            if out.len() >= want {
+                break;
+            }
+            if range.contains(self.ts[i]) {
+                out.push(self.entry(i, log)?);
+            }
+        }
+        Ok(out.len() >= want)
     }
 
     /// Positions (ascending) of the entries among the first `upto` that match.

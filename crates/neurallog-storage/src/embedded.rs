@@ -255,21 +255,7 @@ fn collect_newest(
         before,
         range,
         matcher.is_none(),
-        |b, upto| {
-            let picked: Vec<usize> = match matcher {
-                None => (0..upto).collect(),
-                Some(m) => b.matching(m, upto),
-            };
-            for i in picked.into_iter().rev() {
-                if range.contains(b.ts(i)) {
-                    entries.push(b.entry(i, log)?);
-                    if entries.len() == want {
-                        return Ok(false);
-                    }
-                }
-            }
-            Ok(true)
-        },
+        |b, upto| Ok(!b.take_newest(log, upto, range, matcher, want, &mut entries)?),
     )?;
     Ok(entries)
 }

@@ -492,17 +492,8 @@ fn collect(
     for f in blocks {
         let b = f.decode(cache, matcher.is_none())?;
         let upto = b.count_before(before);
-        let positions: Vec<usize> = match matcher {
-            Some(m) => b.matching(m, upto),
-            None => (0..upto).collect(),
-        };
-        for i in positions.into_iter().rev() {
-            if range.contains(b.ts(i)) {
-                out.push(b.entry(i, log)?);
-                if out.len() == want {
-                    return Ok(out);
-                }
-            }
+        if b.take_newest(log, upto, range, matcher, want, &mut out)? {
+            return Ok(out);
         }
     }
     Ok(out)
