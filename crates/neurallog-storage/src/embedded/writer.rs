@@ -41,6 +41,8 @@ pub enum Command {
     Flush {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Does nothing: sending it proves the writer is still there.
+    Ping,
 }
 
 /// Most events one group commit takes before it writes (bounds memory and latency).
@@ -60,11 +62,10 @@ impl WriterHandle {
             .map_err(|_| StorageError::unavailable("storage writer stopped"))
     }
 
-    /// Fails when the writer thread is gone.
+    /// Fails when the writer thread is gone. Cheap: readiness probes call it, so it must not
+    /// sync anything.
     pub fn check(&self) -> Result<()> {
-        self.send(Command::Flush {
-            reply: oneshot::channel().0,
-        })
+        self.send(Command::Ping)
     }
 }
 
@@ -142,6 +143,8 @@ impl Writer {
                             reply,
                         });
                     }
+                    // A liveness ping must not cut a group commit short.
+                    Ok(Command::Ping) => {}
                     Ok(other) => {
                         held = Some(other);
                         break;
@@ -282,6 +285,7 @@ impl Writer {
                 let r = self.tree.db.persist(PersistMode::SyncAll).map_err(io_err);
                 let _ = reply.send(r);
             }
+            Command::Ping => {}
         }
     }
 
