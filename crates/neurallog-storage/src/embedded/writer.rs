@@ -236,10 +236,12 @@ impl Writer {
         let mut rng = rand::rng();
         let mut builder = Builder::new();
         let mut all_ids = Vec::with_capacity(appends.len());
+        // One clock reading per log share: the generator keeps ids strictly increasing
+        // within the millisecond, and every event of the share was accepted at this moment.
+        let now = now_ms();
         for p in appends {
             let mut ids = Vec::with_capacity(p.events.len());
             for ev in &p.events {
-                let now = now_ms();
                 let id = self.ids.next(now, rng.random());
                 let ts = ev.timestamp.unwrap_or(id.millis());
                 if builder.is_full_for(ev.data.len()) {
