@@ -34,9 +34,9 @@ fn claims() -> Value {
 }
 
 fn with(mut base: Value, patch: Value) -> Value {
-    for (k, v) in patch.as_object().unwrap() {
+    for (k, v) in patch.as_object().expect("patch object") {
         if v.is_null() {
-            base.as_object_mut().unwrap().remove(k);
+            base.as_object_mut().expect("claims object").remove(k);
         } else {
             base[k] = v.clone();
         }
@@ -865,8 +865,8 @@ async fn settings_from_variables_reach_a_working_verifier() {
 // ---------------------------------------------------------------- helpers
 
 async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("test helper");
+    listener.local_addr().expect("test helper").port()
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
@@ -878,7 +878,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
-        .unwrap()
+        .expect("test helper")
 }
 
 fn url_encode(s: &str) -> String {
@@ -890,9 +890,9 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     let _ = (key, msg);
     let token = jsonwebtoken::crypto::sign(
         msg,
-        &jsonwebtoken::EncodingKey::from_secret(key).unwrap(),
+        &jsonwebtoken::EncodingKey::from_secret(key).expect("test helper"),
         Algorithm::HS256,
     )
-    .unwrap();
+    .expect("test helper");
     base64_decode(&token)
 }
