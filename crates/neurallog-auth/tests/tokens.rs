@@ -865,7 +865,9 @@ async fn settings_from_variables_reach_a_working_verifier() {
 // ---------------------------------------------------------------- helpers
 
 async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("test helper");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("test helper");
     listener.local_addr().expect("test helper").port()
 }
 
