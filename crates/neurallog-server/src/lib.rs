@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: settings from flags, environment, a TOML file and defaults (spec §2).
 //! - [`secret`]: a string that never prints.
+//! - [`abuse`]: per-credential rate limits and per-address brute-force blocking (§7).
 //! - [`auth`]: who is calling — the bootstrap API key check and the [`auth::Principal`] extractor.
 //! - [`error`]: [`error::ApiError`], the one error type that becomes every error response.
 //! - [`routes`]: one module per resource; [`app`] assembles them into the router.
@@ -9,6 +10,7 @@
 //! - [`openapi`]: the OpenAPI document generated from the route annotations.
 //! - [`run`]: binds, serves and shuts down gracefully.
 
+pub mod abuse;
 pub mod app;
 pub mod auth;
 pub mod config;
