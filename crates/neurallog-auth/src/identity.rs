@@ -5,6 +5,7 @@
 //! grant exactly the same things for the same claims.
 
 use neurallog_core::TenantId;
+use neurallog_core::rbac::LogPattern;
 use serde_json::{Map, Value};
 
 /// How a token was verified.
@@ -36,8 +37,8 @@ pub struct TokenIdentity {
     pub tenant: Option<TenantId>,
     /// Role names from the roles claim, else `role`, else the space-separated `scope`.
     pub roles: Vec<String>,
-    /// Log-name patterns from the logs claim; `None` when absent (no narrowing).
-    pub logs: Option<Vec<String>>,
+    /// Log-name patterns from the logs claim, validated; `None` when absent (no narrowing).
+    pub logs: Option<Vec<LogPattern>>,
     /// `exp` in Unix seconds.
     pub expires_at: Option<i64>,
     /// How the token was verified.
@@ -179,7 +180,12 @@ pub fn identity_from_claims(
 
     let logs = match present(lookup(claims, &names.logs)) {
         None => None,
-        Some(v) => Some(string_list(v).ok_or(TokenRejection::InvalidClaim("logs"))?),
+        Some(v) => {
+            let list = string_list(v).ok_or(TokenRejection::InvalidClaim("logs"))?;
+            let patterns: Result<Vec<LogPattern>, _> =
+                list.iter().map(|p| LogPattern::new(p)).collect();
+            Some(patterns.map_err(|_| TokenRejection::InvalidClaim("logs"))?)
+        }
     };
 
     let expires_at = match claims.get("exp") {
@@ -285,7 +291,7 @@ mod tests {
         assert_eq!(id.subject, "alice");
         assert_eq!(id.tenant.unwrap().as_str(), "acme");
         assert_eq!(id.roles, ["reader", "writer"]);
-        assert_eq!(id.logs, Some(vec!["app-*".to_owned()]));
+        assert_eq!(id.logs, Some(vec![LogPattern::new("app-*").unwrap()]));
         assert_eq!(id.expires_at, Some(2000000000));
         assert_eq!(id.issuer.as_deref(), Some("https://idp"));
     }
@@ -322,7 +328,14 @@ mod tests {
         let id = identity_from_claims(&claims, &names, TokenMethod::Jwt, &[]).unwrap();
         assert_eq!(id.tenant.unwrap().as_str(), "t1");
         assert_eq!(id.roles, ["writer"]);
-        assert_eq!(id.logs, Some(vec!["a-*".to_owned(), "b-*".to_owned()]));
+        let logs: Vec<&str> = id
+            .logs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(logs, ["a-*", "b-*"]);
     }
 
     #[test]
@@ -359,6 +372,10 @@ mod tests {
         assert_eq!(
             identity(json!({"sub": "a", "roles": many})),
             Err(TokenRejection::InvalidClaim("roles"))
+        );
+        assert_eq!(
+            identity(json!({"sub": "a", "logs": ["../etc", "a*b"]})),
+            Err(TokenRejection::InvalidClaim("logs"))
         );
         assert_eq!(
             identity(json!({"sub": "a", "exp": "never"})),

@@ -83,7 +83,14 @@ async fn hmac_algorithms_verify_and_map_claims() {
         assert_eq!(id.subject, "alice");
         assert_eq!(id.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
         assert_eq!(id.roles, ["writer"]);
-        assert_eq!(id.logs, Some(vec!["app-*".to_owned()]));
+        let logs: Vec<&str> = id
+            .logs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(logs, ["app-*"]);
         assert_eq!(id.method, TokenMethod::Jwt);
         assert!(id.expires_at.is_some());
     }
