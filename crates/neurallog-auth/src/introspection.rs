@@ -2,59 +2,25 @@
 //! and what it grants.
 //!
 //! Answers are cached so a busy client does not cost one provider call per request, but never
-//! beyond the token's own `exp` and at most `introspection_cache_ttl`; refusals are cached for
+//! beyond the token's own `exp` and at most `token_cache_ttl`; refusals are cached for
 //! `introspection_negative_ttl` (short, so a token activated just now works soon). The cache is
 //! keyed by the SHA-256 of the token: the tokens themselves are never kept, so a memory dump
 //! or a debug print of the cache yields nothing a client could replay.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::cache::{HashCache, TokenHash, ttl_until};
 use crate::http;
 use crate::identity::{
     ClaimNames, TokenIdentity, TokenMethod, TokenRejection, identity_from_claims, numeric_date,
 };
 use crate::secret::SecretBytes;
-
-/// Most cached answers; past it expired entries are dropped, and if that is not enough the
-/// cache starts over (a flood of distinct tokens must not grow memory without bound).
-const MAX_ENTRIES: usize = 10_000;
-
-/// The SHA-256 of a token: the only form in which a token is remembered.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    /// Hashes a token.
-    pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// Lowercase hex, for tests and diagnostics.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenHash({})", self.to_hex())
-    }
-}
-
-struct Cached {
-    until: Instant,
-    outcome: Result<TokenIdentity, TokenRejection>,
-}
 
 /// Calls the introspection endpoint and caches its answers.
 pub(crate) struct Introspector {
@@ -68,7 +34,7 @@ pub(crate) struct Introspector {
     pub leeway_seconds: u64,
     pub cache_ttl: Duration,
     pub negative_ttl: Duration,
-    cache: Mutex<HashMap<TokenHash, Cached>>,
+    cache: HashCache<Result<TokenIdentity, TokenRejection>>,
     calls: AtomicU64,
 }
 
@@ -97,7 +63,7 @@ impl Introspector {
             leeway_seconds,
             cache_ttl,
             negative_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: HashCache::new(),
             calls: AtomicU64::new(0),
         }
     }
@@ -109,54 +75,23 @@ impl Introspector {
 
     /// The keys currently in the cache.
     pub fn cache_keys(&self) -> Vec<TokenHash> {
-        self.lock().keys().copied().collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Cached>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache.keys()
     }
 
     /// Introspects `token`, from the cache when a fresh answer is there.
     pub async fn verify(&self, token: &str) -> Result<TokenIdentity, TokenRejection> {
         let hash = TokenHash::of(token);
-        if let Some(hit) = self.lock().get(&hash).filter(|c| c.until > Instant::now()) {
-            return hit.outcome.clone();
+        if let Some(outcome) = self.cache.get(&hash) {
+            return outcome;
         }
         let outcome = self.ask(token).await;
         let ttl = match &outcome {
-            Ok(identity) => {
-                let left = identity
-                    .expires_at
-                    .map(|exp| exp.saturating_sub(unix_now()));
-                match left {
-                    Some(s) if s <= 0 => None,
-                    Some(s) => Some(self.cache_ttl.min(Duration::from_secs(s.unsigned_abs()))),
-                    None => Some(self.cache_ttl),
-                }
-            }
+            Ok(identity) => ttl_until(identity.expires_at, unix_now(), self.cache_ttl),
             // An outage is not an answer: the next request asks again.
-            Err(TokenRejection::Unavailable) => None,
-            Err(_) => Some(self.negative_ttl),
+            Err(TokenRejection::Unavailable) => Duration::ZERO,
+            Err(_) => self.negative_ttl,
         };
-        if let Some(ttl) = ttl.filter(|t| !t.is_zero()) {
-            let mut cache = self.lock();
-            if cache.len() >= MAX_ENTRIES {
-                let now = Instant::now();
-                cache.retain(|_, c| c.until > now);
-                if cache.len() >= MAX_ENTRIES {
-                    cache.clear();
-                }
-            }
-            cache.insert(
-                hash,
-                Cached {
-                    until: Instant::now() + ttl,
-                    outcome: outcome.clone(),
-                },
-            );
-        }
+        self.cache.insert(hash, ttl, outcome.clone());
         outcome
     }
 
@@ -228,7 +163,7 @@ impl Introspector {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -299,13 +234,5 @@ mod tests {
         let i = introspector(None);
         let expected = format!("Basic {}", STANDARD.encode("client+id:s3cr%3At"));
         assert_eq!(i.basic_credentials(), expected);
-    }
-
-    #[test]
-    fn token_hash_is_sha256() {
-        assert_eq!(
-            TokenHash::of("abc").to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

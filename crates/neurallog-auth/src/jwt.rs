@@ -7,6 +7,7 @@
 //! leeway), `iss` and `aud`. `exp` is always required: a token that never expires is refused.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,9 +16,11 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::cache::{HashCache, TokenHash, ttl_until};
 use crate::identity::{
     ClaimNames, TokenIdentity, TokenMethod, TokenRejection, identity_from_claims,
 };
+use crate::introspection::unix_now;
 use crate::jwks::JwksCache;
 use crate::keys::VerifyingKey;
 
@@ -34,6 +37,9 @@ pub(crate) struct JwtVerifier {
     pub audience: Option<String>,
     pub leeway_seconds: u64,
     pub claims: ClaimNames,
+    /// Identities of tokens already verified, by token hash; cleared when the JWKS changes.
+    pub cache: HashCache<TokenIdentity>,
+    pub cache_ttl: Duration,
 }
 
 /// The two header fields needed before verification. Unknown fields are left to the library,
@@ -66,6 +72,15 @@ fn parse_header(encoded: &str) -> Result<RawHeader, TokenRejection> {
 impl JwtVerifier {
     /// Verifies `token` and maps its claims.
     pub async fn verify(&self, token: &str) -> Result<TokenIdentity, TokenRejection> {
+        // NB: the same bytes were verified before and `exp` bounds the entry, so the outcome
+        // cannot differ; refusals are not cached (they cost the attacker as much as us).
+        // While the key set is due for a refresh, tokens go the full way, so that a withdrawn
+        // key is noticed (and the cache cleared) as it would be without the cache.
+        let hash = TokenHash::of(token);
+        let keys_stale = self.jwks.as_ref().is_some_and(|j| j.keys().1);
+        if !keys_stale && let Some(identity) = self.cache.get(&hash) {
+            return Ok(identity);
+        }
         let Some((header, _)) = token.split_once('.') else {
             return Err(TokenRejection::Malformed);
         };
@@ -84,7 +99,11 @@ impl JwtVerifier {
         for key in candidates.iter().take(MAX_KEYS_TRIED) {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
                 Ok(data) => {
-                    return identity_from_claims(&data.claims, &self.claims, TokenMethod::Jwt, &[]);
+                    let identity =
+                        identity_from_claims(&data.claims, &self.claims, TokenMethod::Jwt, &[])?;
+                    let ttl = ttl_until(identity.expires_at, unix_now(), self.cache_ttl);
+                    self.cache.insert(hash, ttl, identity.clone());
+                    return Ok(identity);
                 }
                 Err(e) => match classify(e.kind()) {
                     TokenRejection::BadSignature => continue,
@@ -130,7 +149,13 @@ impl JwtVerifier {
         let mut from_set = matching(&keys);
         if from_set.is_empty() || stale {
             match jwks.refresh().await {
-                Ok(_) => from_set = matching(&jwks.keys().0),
+                Ok(reloaded) => {
+                    if reloaded {
+                        // A withdrawn key must not live on in remembered tokens.
+                        self.cache.clear();
+                    }
+                    from_set = matching(&jwks.keys().0);
+                }
                 Err(reason) => {
                     tracing::warn!(url = %jwks.url(), reason = %reason, "jwks fetch failed");
                     if from_set.is_empty() && out.is_empty() {

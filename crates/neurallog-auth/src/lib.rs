@@ -10,10 +10,12 @@
 //! - [`discovery`]: OIDC discovery (`/.well-known/openid-configuration`).
 //! - [`introspection`]: RFC 7662 introspection of opaque tokens, cached by token hash.
 //! - [`identity`]: [`TokenIdentity`], [`TokenRejection`] and the claims-to-identity mapping.
+//! - [`cache`]: the caches of verified tokens, keyed by [`TokenHash`] (SHA-256), never the token.
 //! - [`http`]: the HTTP client used towards the identity provider (timeouts, size limits).
 //! - [`secret`]: [`SecretBytes`], a secret that never prints.
 //! - `testing` (feature `testsuite`): a real identity provider on 127.0.0.1 for tests.
 
+pub mod cache;
 pub mod discovery;
 pub mod http;
 pub mod identity;
@@ -27,6 +29,7 @@ pub mod settings;
 pub mod testing;
 pub mod verifier;
 
+pub use cache::TokenHash;
 pub use identity::{TokenIdentity, TokenMethod, TokenRejection};
 pub use jsonwebtoken::Algorithm;
 pub use secret::SecretBytes;

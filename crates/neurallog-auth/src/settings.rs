@@ -49,8 +49,9 @@ pub struct TokenSettings {
     /// Age after which the JWKS is fetched again even without an unknown key id, so a key the
     /// provider withdrew stops being accepted (default 15 min).
     pub jwks_max_age: Duration,
-    /// Longest time an active introspection result is reused (default 60 s; never past `exp`).
-    pub introspection_cache_ttl: Duration,
+    /// Longest time a verified token (JWT or introspected) is remembered as valid, by its
+    /// hash (default 60 s; never past the token's `exp`).
+    pub token_cache_ttl: Duration,
     /// How long an inactive answer is reused (default 5 s).
     pub introspection_negative_ttl: Duration,
 }
@@ -73,7 +74,7 @@ impl Default for TokenSettings {
             http_timeout: Duration::from_secs(5),
             jwks_min_refresh_interval: Duration::from_secs(10),
             jwks_max_age: Duration::from_secs(15 * 60),
-            introspection_cache_ttl: Duration::from_secs(60),
+            token_cache_ttl: Duration::from_secs(60),
             introspection_negative_ttl: Duration::from_secs(5),
         }
     }

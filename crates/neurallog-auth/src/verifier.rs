@@ -11,10 +11,11 @@ use std::sync::Arc;
 use jsonwebtoken::AlgorithmFamily;
 use url::Url;
 
+use crate::cache::{HashCache, TokenHash};
 use crate::discovery;
 use crate::http;
 use crate::identity::{TokenIdentity, TokenRejection};
-use crate::introspection::{Introspector, TokenHash};
+use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
 use crate::jwt::{JwtVerifier, looks_like_jwt};
 use crate::keys;
@@ -116,7 +117,7 @@ impl TokenVerifier {
                 issuer,
                 settings.audience.clone(),
                 settings.leeway_seconds,
-                settings.introspection_cache_ttl,
+                settings.token_cache_ttl,
                 settings.introspection_negative_ttl,
             )),
             _ => None,
@@ -187,12 +188,18 @@ impl TokenVerifier {
             .map_or(0, |i| i.call_count())
     }
 
-    /// The keys of the introspection cache: token hashes, never tokens.
-    pub fn introspection_cache_keys(&self) -> Vec<TokenHash> {
-        self.inner
-            .introspection
+    /// What the token caches (JWT and introspection) are keyed by: token hashes, never
+    /// tokens.
+    pub fn cache_keys(&self) -> Vec<TokenHash> {
+        let mut keys = self
+            .inner
+            .jwt
             .as_ref()
-            .map_or_else(Vec::new, |i| i.cache_keys())
+            .map_or_else(Vec::new, |j| j.cache.keys());
+        if let Some(i) = &self.inner.introspection {
+            keys.extend(i.cache_keys());
+        }
+        keys
     }
 }
 
@@ -254,5 +261,7 @@ async fn build_jwt(
         audience: settings.audience.clone(),
         leeway_seconds: settings.leeway_seconds,
         claims: settings.claims.clone(),
+        cache: HashCache::new(),
+        cache_ttl: settings.token_cache_ttl,
     })
 }

@@ -5,10 +5,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use neurallog_auth::introspection::TokenHash;
 use neurallog_auth::testing::{self, CLIENT_ID, CLIENT_SECRET, TestIdp, TestKey, now, raw_token};
 use neurallog_auth::{
-    Algorithm, SecretBytes, SettingsError, TokenMethod, TokenRejection, TokenSettings,
+    Algorithm, SecretBytes, SettingsError, TokenHash, TokenMethod, TokenRejection, TokenSettings,
     TokenVerifier,
 };
 use serde_json::{Value, json};
@@ -284,6 +283,9 @@ async fn tampered_tokens_are_refused() {
     let key = rsa_key();
     let v = verifier(pem_settings(Algorithm::RS256, key.public_pem())).await;
     let token = key.sign(&claims());
+    // The genuine token is verified (and remembered) first: its cache entry must not serve a
+    // tampered copy.
+    assert!(v.verify(&token).await.is_ok());
     let parts: Vec<&str> = token.split('.').collect();
     let escalated = with(claims(), json!({"roles": ["admin"], "tenant": "other"}));
     let payload = base64_encode(escalated.to_string().as_bytes());
@@ -544,6 +546,32 @@ async fn withdrawn_key_stops_working_after_the_max_age() {
     );
 }
 
+#[tokio::test]
+async fn verified_jwts_are_remembered_by_hash_and_forgotten_when_keys_change() {
+    let idp = TestIdp::start().await;
+    let a = TestKey::ec("a", Algorithm::ES256);
+    idp.publish(&a);
+    let mut settings = idp.settings(&[Algorithm::ES256]);
+    settings.jwks_min_refresh_interval = Duration::ZERO;
+    settings.client_id = None;
+    settings.client_secret = None;
+    let v = verifier(settings).await;
+    let c = with(claims(), json!({"iss": idp.issuer()}));
+    let token_a = a.sign(&c);
+    assert!(v.verify(&token_a).await.is_ok());
+    assert!(v.verify(&token_a).await.is_ok());
+    assert_eq!(v.cache_keys(), [TokenHash::of(&token_a)]);
+    assert!(!format!("{:?}", v.cache_keys()).contains(&token_a));
+
+    // The provider rotates: A is withdrawn, B appears. The first B token reloads the set,
+    // which must also drop what A's tokens were remembered as.
+    idp.withdraw("a");
+    let b = TestKey::ec("b", Algorithm::ES256);
+    idp.publish(&b);
+    assert!(v.verify(&b.sign(&c)).await.is_ok());
+    assert_eq!(v.verify(&token_a).await, Err(TokenRejection::UnknownKey));
+}
+
 // ---------------------------------------------------------------- discovery
 
 #[tokio::test]
@@ -676,7 +704,7 @@ async fn introspection_results_are_cached_by_token_hash() {
         "the provider got the token itself"
     );
 
-    let keys = v.introspection_cache_keys();
+    let keys = v.cache_keys();
     assert_eq!(keys, [TokenHash::of(token)]);
     let hex = keys[0].to_hex();
     assert_eq!(hex.len(), 64);
@@ -733,7 +761,7 @@ async fn token_already_expired_is_not_cached_as_valid() {
     assert!(v.verify("last-second").await.is_ok());
     assert!(v.verify("last-second").await.is_ok());
     assert_eq!(idp.introspection_hits(), 2);
-    assert!(v.introspection_cache_keys().is_empty());
+    assert!(v.cache_keys().is_empty());
 }
 
 #[tokio::test]
