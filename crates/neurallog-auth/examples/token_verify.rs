@@ -1,5 +1,6 @@
-//! Cost of one `TokenVerifier::verify` per algorithm and for a cached introspection answer,
-//! against the test identity provider on 127.0.0.1.
+//! Cost of one `TokenVerifier::verify` per algorithm: a token seen for the first time (full
+//! signature check) and a token seen again (answered from the cache by its hash); and of a
+//! cached introspection answer, against the test identity provider on 127.0.0.1.
 //!
 //! `cargo run -p neurallog-auth --features testsuite --example token_verify`
 
@@ -10,6 +11,8 @@ use neurallog_auth::{Algorithm, SecretBytes, TokenSettings, TokenVerifier};
 use serde_json::json;
 
 const ROUNDS: u32 = 2_000;
+/// Distinct tokens per algorithm for the uncached figure (each must be signed first).
+const FRESH: usize = 200;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 #[tokio::main(flavor = "current_thread")]
@@ -31,8 +34,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..TokenSettings::default()
     })
     .await?;
-    let token = testing::sign_hmac(Algorithm::HS256, SECRET, None, &claims);
-    report("HS256", ROUNDS, measure(&hmac, &token, ROUNDS).await);
+    let fresh: Vec<String> = (0..FRESH)
+        .map(|i| testing::sign_hmac(Algorithm::HS256, SECRET, None, &with_jti(&claims, i)))
+        .collect();
+    report(
+        "HS256 first",
+        FRESH as u32,
+        measure_fresh(&hmac, &fresh).await,
+    );
+    report(
+        "HS256 again",
+        ROUNDS,
+        measure(&hmac, &fresh[0], ROUNDS).await,
+    );
 
     for key in &keys {
         let v = TokenVerifier::new(TokenSettings {
@@ -41,11 +55,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..TokenSettings::default()
         })
         .await?;
-        let token = key.sign(&claims);
+        let fresh: Vec<String> = (0..FRESH)
+            .map(|i| key.sign(&with_jti(&claims, i)))
+            .collect();
+        let name = format!("{:?}", key.alg);
         report(
-            &format!("{:?} (PEM)", key.alg),
+            &format!("{name} first"),
+            FRESH as u32,
+            measure_fresh(&v, &fresh).await,
+        );
+        report(
+            &format!("{name} again"),
             ROUNDS,
-            measure(&v, &token, ROUNDS).await,
+            measure(&v, &fresh[0], ROUNDS).await,
         );
     }
 
@@ -73,6 +95,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         idp.introspection_hits()
     );
     Ok(())
+}
+
+fn with_jti(claims: &serde_json::Value, i: usize) -> serde_json::Value {
+    let mut c = claims.clone();
+    c["jti"] = json!(i);
+    c
+}
+
+async fn measure_fresh(v: &TokenVerifier, tokens: &[String]) -> std::time::Duration {
+    let start = Instant::now();
+    for token in tokens {
+        std::hint::black_box(v.verify(token).await.expect("token verifies"));
+    }
+    start.elapsed()
 }
 
 async fn measure(v: &TokenVerifier, token: &str, rounds: u32) -> std::time::Duration {
