@@ -18,8 +18,6 @@ pub struct ProviderMetadata {
     pub jwks_uri: Option<Url>,
     /// RFC 7662 endpoint (RFC 8414 metadata), if the provider offers one.
     pub introspection_endpoint: Option<Url>,
-    /// The token endpoint (informational).
-    pub token_endpoint: Option<Url>,
 }
 
 /// The discovery document's URL for `issuer`.

@@ -4,25 +4,25 @@
 //!
 //! - [`settings`]: [`TokenSettings`], read from `JWT_*`, `OIDC_*` and `OAUTH2_*` and checked.
 //! - [`verifier`]: [`TokenVerifier`], which routes a token to JWT verification or introspection.
-//! - [`jwt`]: signature and claim checks of JSON Web Tokens against configured keys.
-//! - [`keys`]: the verification keys (HMAC secret, PEM key, JWKS keys) and their families.
-//! - [`jwks`]: the JWKS cache with its rate-limited refresh on unknown key ids.
-//! - [`discovery`]: OIDC discovery (`/.well-known/openid-configuration`).
-//! - [`introspection`]: RFC 7662 introspection of opaque tokens, cached by token hash.
+//! - `jwt`: signature and claim checks of JSON Web Tokens against configured keys.
+//! - `keys`: the verification keys (HMAC secret, PEM key, JWKS keys) and their families.
+//! - `jwks`: the JWKS cache with its rate-limited refresh on unknown key ids.
+//! - `discovery`: OIDC discovery (`/.well-known/openid-configuration`).
+//! - `introspection`: RFC 7662 introspection of opaque tokens, cached by token hash.
 //! - [`identity`]: [`TokenIdentity`], [`TokenRejection`] and the claims-to-identity mapping.
-//! - [`cache`]: the caches of verified tokens, keyed by [`TokenHash`] (SHA-256), never the token.
-//! - [`http`]: the HTTP client used towards the identity provider (timeouts, size limits).
+//! - `cache`: the caches of verified tokens, keyed by [`TokenHash`] (SHA-256), never the token.
+//! - `http`: the HTTP client used towards the identity provider (timeouts, size limits).
 //! - [`secret`]: [`SecretBytes`], a secret that never prints.
 //! - `testing` (feature `testsuite`): a real identity provider on 127.0.0.1 for tests.
 
-pub mod cache;
-pub mod discovery;
-pub mod http;
+mod cache;
+mod discovery;
+mod http;
 pub mod identity;
-pub mod introspection;
-pub mod jwks;
-pub mod jwt;
-pub mod keys;
+mod introspection;
+mod jwks;
+mod jwt;
+mod keys;
 pub mod secret;
 pub mod settings;
 #[cfg(feature = "testsuite")]
@@ -30,7 +30,7 @@ pub mod testing;
 pub mod verifier;
 
 pub use cache::TokenHash;
-pub use identity::{TokenIdentity, TokenMethod, TokenRejection};
+pub use identity::{ClaimNames, TokenIdentity, TokenMethod, TokenRejection};
 pub use jsonwebtoken::Algorithm;
 pub use secret::SecretBytes;
 pub use settings::{SettingsError, TokenSettings};
