@@ -11,7 +11,9 @@
 //! - [`entry`]: the stored [`Entry`] and its wire shape (spec §3.2).
 //! - [`query`]: read and search queries, cursors and the event matcher.
 //! - [`api`]: request and response bodies shared by the server, the client and the OpenAPI document.
+//! - [`admin`]: the bodies of the administration API: tenants, API keys, the audit trail.
 
+pub mod admin;
 pub mod api;
 pub mod entry;
 pub mod id;

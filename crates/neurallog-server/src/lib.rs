@@ -2,13 +2,17 @@
 //!
 //! - [`config`]: settings from flags, environment, a TOML file and defaults (spec §2).
 //! - [`secret`]: a string that never prints.
-//! - [`auth`]: who is calling — the bootstrap API key check and the [`auth::Principal`] extractor.
+//! - [`auth`]: who is calling — credentials (fixed keys, API keys, tokens) to the
+//!   [`auth::Principal`] extractor, whose `require` is the RBAC decision of every route.
+//! - [`tenants`]: the tenant registry.
+//! - [`audit`]: the hash-chained audit trail, its writer task and its middleware.
 //! - [`error`]: [`error::ApiError`], the one error type that becomes every error response.
 //! - [`routes`]: one module per resource; [`app`] assembles them into the router.
 //! - [`openapi`]: the OpenAPI document generated from the route annotations.
 //! - [`run`]: binds, serves and shuts down gracefully.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -16,6 +20,7 @@ pub mod openapi;
 pub mod routes;
 pub mod secret;
 mod serve;
+pub mod tenants;
 
 pub use app::{AppState, app};
 pub use config::ServerConfig;
