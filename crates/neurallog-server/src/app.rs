@@ -16,6 +16,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::audit::AuditSink;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
 use crate::routes;
 
 /// What every handler can reach.
@@ -25,6 +26,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub audit: AuditSink,
     pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the router (tests call it without a socket).
@@ -69,6 +71,10 @@ pub fn app(state: AppState) -> Router {
             crate::audit::layer::audit,
         ))
         .layer(middleware::map_response(json_method_not_allowed))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))

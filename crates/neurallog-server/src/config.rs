@@ -24,6 +24,9 @@ fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError(format!("invalid {key} '{value}': expected {allowed}"))
 }
 
+/// Default port of the `/metrics` listener (spec §2).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+
 /// Deployment mode: production turns insecure-setting warnings into start-up errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -64,6 +67,7 @@ struct FileConfig {
     system_key: Option<String>,
     system_key_file: Option<String>,
     roles: Option<BTreeMap<String, FileRole>>,
+    metrics_port: Option<toml::Value>,
 }
 
 /// `[roles.<name>]` in the config file: a custom role.
@@ -97,6 +101,11 @@ pub struct ServerConfig {
     /// Benchmark only (`NEURALLOG_BENCH_DISABLE_AUTH=1`, refused in production): no
     /// authentication and no audit, to measure what they cost.
     pub auth_disabled: bool,
+    /// Port of the `/metrics` listener (same bind address as the API).
+    pub metrics_port: u16,
+    /// Whether `METRICS_PORT` was given. The default port may be taken by another local
+    /// server in development; only an explicit port makes a busy port a start-up error.
+    pub metrics_port_explicit: bool,
 }
 
 impl ServerConfig {
@@ -117,6 +126,8 @@ impl ServerConfig {
             system_key: None,
             roles: BTreeMap::new(),
             auth_disabled: false,
+            metrics_port: 0,
+            metrics_port_explicit: true,
         }
     }
 
@@ -148,6 +159,19 @@ impl ServerConfig {
         let port = port_text
             .parse::<u16>()
             .map_err(|_| invalid("PORT", &port_text, "an integer from 0 to 65535"))?;
+        let metrics_text = env("METRICS_PORT").or(toml_text(&file.metrics_port));
+        let metrics_port_explicit = metrics_text.is_some();
+        let metrics_text = metrics_text.unwrap_or_else(|| DEFAULT_METRICS_PORT.to_string());
+        let metrics_port = metrics_text
+            .parse::<u16>()
+            .map_err(|_| invalid("METRICS_PORT", &metrics_text, "an integer from 0 to 65535"))?;
+        if metrics_port != 0 && metrics_port == port {
+            return Err(invalid(
+                "METRICS_PORT",
+                &metrics_text,
+                "a port other than PORT (metrics have their own listener)",
+            ));
+        }
         let bind_text = pick(flags.bind.as_ref(), "NEURALLOG_BIND", file.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".into());
         let bind = bind_text.parse::<IpAddr>().map_err(|_| {
@@ -304,6 +328,8 @@ impl ServerConfig {
             system_key,
             roles,
             auth_disabled,
+            metrics_port,
+            metrics_port_explicit,
         };
         let findings = config.insecure_settings();
         if config.mode == Mode::Production && !findings.is_empty() {
@@ -346,6 +372,7 @@ impl ServerConfig {
         };
         BTreeMap::from([
             ("PORT", self.port.to_string()),
+            ("METRICS_PORT", self.metrics_port.to_string()),
             ("NEURALLOG_BIND", self.bind.to_string()),
             ("NEURALLOG_DATA_DIR", self.data_dir.display().to_string()),
             ("LOG_LEVEL", self.log_level.clone()),
@@ -393,7 +420,7 @@ fn custom_roles(
             && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !name_ok || Role::builtin(&name).is_some() {
+        if !name_ok || Role::built_in(&name).is_some() {
             return Err(invalid(
                 "roles",
                 &name,

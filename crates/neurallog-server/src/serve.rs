@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use crate::app::{AppState, app};
 use crate::audit::AuditSink;
 use crate::auth::{Authenticator, BootstrapAuth, KeyHasher, KeyStore, RoleBook};
-use crate::config::ServerConfig;
+use crate::config::{Mode, ServerConfig};
+use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
 use crate::tenants::Tenants;
 
@@ -131,7 +132,37 @@ async fn state(config: &ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Resu
         auth: Arc::new(auth),
         audit,
         limits: Arc::new(config.limits.clone()),
+        metrics: Arc::new(Metrics::default()),
     })
+}
+
+/// Binds the metrics listener. A busy default port is a warning in development (several
+/// local servers would otherwise fight over it); an explicit port, or production, makes it an
+/// error.
+async fn metrics_listener(
+    config: &ServerConfig,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match tokio::net::TcpListener::bind((config.bind, config.metrics_port)).await {
+        Ok(l) => {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(addr = %a, "metrics listening");
+            }
+            Ok(Some(l))
+        }
+        Err(e) if !config.metrics_port_explicit && config.mode == Mode::Development => {
+            tracing::warn!(
+                error = %e,
+                port = config.metrics_port,
+                "metrics listener not started: the default port is taken; set METRICS_PORT"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot listen for metrics on {}:{}: {e}",
+            config.bind,
+            config.metrics_port
+        )),
+    }
 }
 
 /// Serves until `shutdown` completes, then drains and flushes.
@@ -147,6 +178,7 @@ pub async fn run(
 /// A running server (used by `run`, the benchmark and tests).
 pub struct Server {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -176,6 +208,8 @@ impl Server {
             .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, backend = storage.backend(), "neurallog listening");
+        let metrics_listener = metrics_listener(&config).await?;
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let (stop, stopped) = oneshot::channel::<()>();
         let signal = async move {
             tokio::select! {
@@ -184,13 +218,25 @@ impl Server {
             }
             tracing::info!("shutting down: finishing in-flight requests");
         };
+        let metrics_task = metrics_listener.map(|l| {
+            let router = metrics::app(state.metrics.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let task = tokio::spawn(async move {
-            axum::serve(
+            let served = axum::serve(
                 listener,
                 app(state).into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(signal)
-            .await?;
+            .await;
+            if let Some(t) = metrics_task {
+                t.abort();
+            }
+            served?;
             // The audit events of the last requests are stored before the final flush.
             audit.flush().await;
             storage
@@ -202,6 +248,7 @@ impl Server {
         });
         Ok(Self {
             addr,
+            metrics_addr,
             stop: Some(stop),
             task,
         })
@@ -210,6 +257,11 @@ impl Server {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the `/metrics` listener, when it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops accepting, drains, flushes and waits.

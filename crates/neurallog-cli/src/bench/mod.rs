@@ -122,6 +122,7 @@ async fn start_target(args: &BenchArgs, auth: bool) -> anyhow::Result<Target> {
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .arg("serve")
         .env("PORT", port.to_string())
+        .env("METRICS_PORT", "0")
         .env("NEURALLOG_BIND", "127.0.0.1")
         .env("NEURALLOG_DATA_DIR", &dir)
         .env("API_KEY", &key)

@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
-use neurallog_core::rbac::{Decision, Grant, LogPattern, Permission, TenantAccess, authorize};
+use neurallog_core::rbac::{
+    Decision, DenyReason, Grant, LogPattern, Permission, TenantAccess, authorize,
+};
 use neurallog_core::{LogName, TenantId};
 use neurallog_storage::StorageError;
 
@@ -207,7 +209,7 @@ pub fn grant_for(
     let tenants = if permissions.contains(&Permission::TenantsManage) {
         TenantAccess::Any
     } else {
-        TenantAccess::One(tenant.clone())
+        TenantAccess::one(tenant.clone())
     };
     Some(Grant {
         tenants,
@@ -234,7 +236,11 @@ impl Principal {
     pub fn require(&self, permission: Permission, log: Option<&LogName>) -> Result<(), ApiError> {
         match authorize(&self.grant, &self.tenant, permission, log) {
             Decision::Allow => Ok(()),
-            Decision::Deny(_) => Err(ApiError::forbidden()),
+            Decision::Deny(reason) => Err(ApiError::forbidden(match reason {
+                DenyReason::Permission => format!("this credential lacks {permission}"),
+                DenyReason::Tenant => "this credential does not reach this tenant".to_owned(),
+                DenyReason::Log => "this credential does not reach this log".to_owned(),
+            })),
         }
     }
 
@@ -306,22 +312,26 @@ impl FromRequestParts<AppState> for Principal {
             None => identity.home.clone(),
             Some(v) => {
                 let chosen = v.to_str().ok().and_then(|s| TenantId::new(s.trim()).ok());
-                let allowed = chosen.as_ref().is_some_and(|t| match &identity.grant.tenants {
-                    TenantAccess::Any => true,
-                    TenantAccess::One(own) => own == t,
-                });
+                let allowed = chosen
+                    .as_ref()
+                    .is_some_and(|t| identity.grant.tenants.allows(t));
                 match chosen {
                     Some(t) if allowed => t,
                     _ => {
                         tell_audit(&identity.home);
-                        return Err(ApiError::forbidden());
+                        return Err(ApiError::forbidden(
+                            "this credential does not reach this tenant",
+                        ));
                     }
                 }
             }
         };
         tell_audit(&tenant);
         if !auth.tenants.exists(&tenant).await.map_err(storage)? {
-            return Err(ApiError::forbidden());
+            // The same answer as a tenant the credential does not reach.
+            return Err(ApiError::forbidden(
+                "this credential does not reach this tenant",
+            ));
         }
         Ok(Principal {
             tenant,

@@ -19,7 +19,7 @@ impl RoleBook {
 
     /// The permissions of a role; None for an unknown name.
     pub fn permissions(&self, name: &str) -> Option<BTreeSet<Permission>> {
-        if let Some(r) = Role::builtin(name) {
+        if let Some(r) = Role::built_in(name) {
             return Some(r.permissions.clone());
         }
         self.custom.get(name).cloned()

@@ -26,7 +26,7 @@ use neurallog_core::time::{format_ms, now_ms};
 use super::{Params, json_body};
 use crate::app::AppState;
 use crate::auth::api_keys::parse_duration;
-use crate::auth::{KeyRecord, Principal};
+use crate::auth::{KeyRecord, Principal, grant_for};
 use crate::error::ApiError;
 
 /// Longest key name.
@@ -49,39 +49,27 @@ fn require_manage(p: &Principal, tenant: &TenantId) -> Result<(), ApiError> {
         return on_target.require(Permission::TenantsManage, None);
     }
     if &p.tenant != tenant {
-        return Err(ApiError::forbidden());
+        return Err(ApiError::forbidden("this credential does not reach this tenant"));
     }
     p.require(Permission::KeysManage, None)
 }
 
-/// Whether `creator` holds everything a key with `permissions` and `logs` would hold.
+fn too_much() -> ApiError {
+    ApiError::forbidden("a key cannot hold more than the credential that manages it")
+}
+
+/// Whether `creator` holds everything the key (on `tenant`, with `permissions` and `logs`)
+/// would hold. System principals may manage any key: they create tenants' first admins.
 fn within_creator(
     creator: &Principal,
-    permissions: &BTreeSet<Permission>,
+    tenant: &TenantId,
+    permissions: BTreeSet<Permission>,
     logs: Option<&[String]>,
 ) -> bool {
     if creator.is_system() {
         return true;
     }
-    if !permissions.is_subset(&creator.grant.permissions) {
-        return false;
-    }
-    match (&creator.grant.logs, logs) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(own), Some(new)) => new
-            .iter()
-            .all(|n| own.iter().any(|o| pattern_covers(o.as_str(), n))),
-    }
-}
-
-/// Whether every log matching `inner` also matches `outer` (patterns have at most a trailing
-/// `*`).
-fn pattern_covers(outer: &str, inner: &str) -> bool {
-    match outer.strip_suffix('*') {
-        Some(prefix) => inner.starts_with(prefix),
-        None => outer == inner,
-    }
+    grant_for(permissions, tenant, logs).is_some_and(|g| creator.grant.includes(&g))
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {
@@ -157,7 +145,11 @@ pub async fn create(
     let req: CreateKeyRequest = json_body(&body)?;
     let tenant = match &req.tenant {
         None => principal.tenant.clone(),
-        Some(_) if !principal.is_system() => return Err(ApiError::forbidden()),
+        Some(_) if !principal.is_system() => {
+            return Err(ApiError::forbidden(
+                "only system principals create keys for another tenant",
+            ));
+        }
         Some(t) => TenantId::new(t.as_str())
             .map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))?,
     };
@@ -173,8 +165,8 @@ pub async fn create(
         ));
     };
     validate_patterns(req.logs.as_deref())?;
-    if !within_creator(&principal, &permissions, req.logs.as_deref()) {
-        return Err(ApiError::forbidden());
+    if !within_creator(&principal, &tenant, permissions, req.logs.as_deref()) {
+        return Err(too_much());
     }
     let lifetime = duration_param(
         req.expires_in.as_deref(),
@@ -222,7 +214,11 @@ pub async fn list(
     let tenant = match p.get("tenant") {
         Some(t) if principal.is_system() => TenantId::new(t)
             .map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))?,
-        Some(_) => return Err(ApiError::forbidden()),
+        Some(_) => {
+            return Err(ApiError::forbidden(
+                "only system principals list the keys of another tenant",
+            ));
+        }
         None => principal.tenant.clone(),
     };
     require_manage(&principal, &tenant)?;
@@ -248,8 +244,8 @@ async fn manageable(st: &AppState, principal: &Principal, id: &str) -> Result<Ke
     }
     require_manage(principal, &rec.tenant)?;
     let permissions = st.auth.roles.permissions(&rec.role).unwrap_or_default();
-    if !within_creator(principal, &permissions, rec.logs.as_deref()) {
-        return Err(ApiError::forbidden());
+    if !within_creator(principal, &rec.tenant, permissions, rec.logs.as_deref()) {
+        return Err(too_much());
     }
     Ok(rec)
 }
@@ -322,20 +318,4 @@ pub async fn rotate(
     resp.replaces = Some(old.id.clone());
     resp.replaced_key_expires_at = old.expires_at.map(format_ms);
     Ok((StatusCode::CREATED, Json(resp)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patterns_cover_narrower_patterns_only() {
-        assert!(pattern_covers("app-*", "app-web-*"));
-        assert!(pattern_covers("app-*", "app-web"));
-        assert!(pattern_covers("app", "app"));
-        assert!(!pattern_covers("app-*", "*"));
-        assert!(!pattern_covers("app-*", "billing"));
-        assert!(!pattern_covers("app", "app*"));
-        assert!(pattern_covers("*", "anything-*"));
-    }
 }
