@@ -214,7 +214,15 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             let r = client(&conn)?.list_keys(tenant.as_deref()).await?;
             if wants_table(conn.output) {
                 output::table(
-                    &["id", "name", "tenant", "role", "logs", "expires", "last used"],
+                    &[
+                        "id",
+                        "name",
+                        "tenant",
+                        "role",
+                        "logs",
+                        "expires",
+                        "last used",
+                    ],
                     key_rows(&r.keys),
                 );
                 Ok(())
@@ -297,7 +305,16 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
                     })
                     .collect();
                 output::table(
-                    &["seq", "time", "principal", "action", "resource", "outcome", "calls", "client"],
+                    &[
+                        "seq",
+                        "time",
+                        "principal",
+                        "action",
+                        "resource",
+                        "outcome",
+                        "calls",
+                        "client",
+                    ],
                     rows,
                 );
                 if let Some(next) = &r.next_cursor {

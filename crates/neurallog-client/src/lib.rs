@@ -4,9 +4,9 @@
 //! server's error code and message, so callers can print one readable line.
 
 use neurallog_core::admin::{
-    AuditResponse, AuditVerifyResponse, CreateKeyRequest, CreateTenantRequest,
-    CreatedKeyResponse, KeyRevokedResponse, KeysResponse, RotateKeyRequest,
-    TenantDeletedResponse, TenantResponse, TenantsResponse,
+    AuditResponse, AuditVerifyResponse, CreateKeyRequest, CreateTenantRequest, CreatedKeyResponse,
+    KeyRevokedResponse, KeysResponse, RotateKeyRequest, TenantDeletedResponse, TenantResponse,
+    TenantsResponse,
 };
 use neurallog_core::api::{
     AppendResponse, DeleteResponse, EntryResponse, ErrorBody, LogStatisticsResponse, LogsResponse,
@@ -182,7 +182,10 @@ impl Client {
     }
 
     /// Creates a tenant (system key).
-    pub async fn create_tenant(&self, req: &CreateTenantRequest) -> Result<TenantResponse, ClientError> {
+    pub async fn create_tenant(
+        &self,
+        req: &CreateTenantRequest,
+    ) -> Result<TenantResponse, ClientError> {
         Self::send(self.request(Method::POST, "/api/tenants").json(req)).await
     }
 
@@ -197,7 +200,10 @@ impl Client {
     }
 
     /// Creates an API key; the answer holds the key, shown once.
-    pub async fn create_key(&self, req: &CreateKeyRequest) -> Result<CreatedKeyResponse, ClientError> {
+    pub async fn create_key(
+        &self,
+        req: &CreateKeyRequest,
+    ) -> Result<CreatedKeyResponse, ClientError> {
         Self::send(self.request(Method::POST, "/api/keys").json(req)).await
     }
 
@@ -216,7 +222,11 @@ impl Client {
     }
 
     /// Rotates a key; the old one works for `grace` (server default 24 h).
-    pub async fn rotate_key(&self, id: &str, req: &RotateKeyRequest) -> Result<CreatedKeyResponse, ClientError> {
+    pub async fn rotate_key(
+        &self,
+        id: &str,
+        req: &RotateKeyRequest,
+    ) -> Result<CreatedKeyResponse, ClientError> {
         Self::send(
             self.request(Method::POST, &format!("/api/keys/{}/rotate", enc(id)))
                 .json(req),
@@ -231,7 +241,10 @@ impl Client {
     }
 
     /// Verifies the audit chain (`scope=global` for the global trail).
-    pub async fn audit_verify(&self, params: &[(String, String)]) -> Result<AuditVerifyResponse, ClientError> {
+    pub async fn audit_verify(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<AuditVerifyResponse, ClientError> {
         Self::send(self.request(Method::GET, "/api/audit/verify").query(params)).await
     }
 

@@ -10,7 +10,11 @@ use utoipa::ToSchema;
 pub struct CreateTenantRequest {
     /// A DNS label: 1-63 lowercase letters, digits or `-`.
     pub id: String,
-    #[serde(rename = "displayName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -18,7 +22,11 @@ pub struct CreateTenantRequest {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct TenantInfo {
     pub id: String,
-    #[serde(rename = "displayName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub display_name: Option<String>,
     /// RFC 3339; absent for the implicit default tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]

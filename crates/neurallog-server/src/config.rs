@@ -628,7 +628,10 @@ mod tests {
         assert_eq!(c.system_key.unwrap().expose(), "sys");
         for (text, named) in [
             ("[roles.admin]\npermissions = []\n", "roles 'admin'"),
-            ("[roles.x]\npermissions = [\"logs:fly\"]\n", "roles.x.permissions 'logs:fly'"),
+            (
+                "[roles.x]\npermissions = [\"logs:fly\"]\n",
+                "roles.x.permissions 'logs:fly'",
+            ),
             ("[roles.x]\nperms = []\n", "unknown field `perms`"),
             ("[roles.\"A B\"]\npermissions = []\n", "roles 'A B'"),
         ] {
@@ -637,7 +640,11 @@ mod tests {
             assert!(e.0.contains(named), "{text}: {}", e.0);
         }
         let e = resolve(
-            &[("NODE_ENV", "production"), ("API_KEY", &"k".repeat(40)), ("NEURALLOG_BENCH_DISABLE_AUTH", "1")],
+            &[
+                ("NODE_ENV", "production"),
+                ("API_KEY", &"k".repeat(40)),
+                ("NEURALLOG_BENCH_DISABLE_AUTH", "1"),
+            ],
             Flags::default(),
         )
         .unwrap_err();

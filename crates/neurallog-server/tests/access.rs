@@ -36,7 +36,9 @@ impl T {
             ["logs:write".parse().expect("perm")].into_iter().collect(),
         );
         let store = Arc::new(EmbeddedStorage::open(&dir.path().join("store")).expect("open"));
-        let server = Server::start_on(config, store.clone()).await.expect("start");
+        let server = Server::start_on(config, store.clone())
+            .await
+            .expect("start");
         let base = format!("http://{}", server.addr());
         Self {
             server: Some(server),
@@ -67,7 +69,13 @@ impl T {
         (status, body)
     }
 
-    async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut rb = self.rb(method, path, Some(key));
         if let Some(b) = body {
             rb = rb.json(&b);
@@ -80,12 +88,19 @@ impl T {
     }
 
     async fn write(&self, key: &str, log: &str, body: Value) -> StatusCode {
-        self.call(Method::POST, &format!("/logs/{log}"), key, Some(body)).await.0
+        self.call(Method::POST, &format!("/logs/{log}"), key, Some(body))
+            .await
+            .0
     }
 
     async fn tenant(&self, id: &str) {
         let (s, b) = self
-            .call(Method::POST, "/api/tenants", SYSTEM, Some(json!({"id": id})))
+            .call(
+                Method::POST,
+                "/api/tenants",
+                SYSTEM,
+                Some(json!({"id": id})),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
@@ -96,20 +111,30 @@ impl T {
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
-        let (s, b) = self.call(Method::POST, "/api/keys", creator, Some(body)).await;
+        let (s, b) = self
+            .call(Method::POST, "/api/keys", creator, Some(body))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
-        (b["id"].as_str().expect("id").into(), b["key"].as_str().expect("key").into())
+        (
+            b["id"].as_str().expect("id").into(),
+            b["key"].as_str().expect("key").into(),
+        )
     }
 
     fn raw(&self, request: &str) -> (u16, String) {
         let addr = self.server.as_ref().expect("running").addr();
         let mut s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         s.write_all(request.as_bytes()).expect("write");
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
         let out = String::from_utf8_lossy(&buf).into_owned();
-        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         (status, out)
     }
 }
@@ -121,11 +146,19 @@ impl Drop for T {
 }
 
 fn assert_forbidden(s: StatusCode, b: &Value) {
-    assert_eq!((s, b["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{b}"
+    );
 }
 
 fn assert_unauthorized(s: StatusCode, b: &Value) {
-    assert_eq!((s, b["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+        "{b}"
+    );
 }
 
 #[tokio::test]
@@ -135,8 +168,15 @@ async fn a_key_of_one_tenant_never_reaches_another() {
     t.tenant("umbrella").await;
     let (_, a) = t.key(SYSTEM, "admin", json!({"tenant": "acme"})).await;
     let (_, b) = t.key(SYSTEM, "admin", json!({"tenant": "umbrella"})).await;
-    assert_eq!(t.write(&b, "secrets", json!({"msg": "umbrella-only"})).await, StatusCode::CREATED);
-    assert_eq!(t.write(&a, "app", json!({"msg": "acme"})).await, StatusCode::CREATED);
+    assert_eq!(
+        t.write(&b, "secrets", json!({"msg": "umbrella-only"}))
+            .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        t.write(&a, "app", json!({"msg": "acme"})).await,
+        StatusCode::CREATED
+    );
 
     // Reading "the same" log name from tenant A sees A's space only.
     let (s, body) = t.get("/logs/secrets", &a).await;
@@ -152,33 +192,60 @@ async fn a_key_of_one_tenant_never_reaches_another() {
     // X-Tenant-ID cannot choose a tenant the credential lacks, whatever it names.
     for target in ["umbrella", "default", "nope", "UMBRELLA", "../umbrella", ""] {
         let (s, body) = t
-            .send(t.rb(Method::GET, "/logs/secrets", Some(&a)).header("X-Tenant-ID", target))
+            .send(
+                t.rb(Method::GET, "/logs/secrets", Some(&a))
+                    .header("X-Tenant-ID", target),
+            )
             .await;
         assert_forbidden(s, &body);
     }
     // Its own tenant is fine.
     let (s, _) = t
-        .send(t.rb(Method::GET, "/logs", Some(&a)).header("X-Tenant-ID", "acme"))
+        .send(
+            t.rb(Method::GET, "/logs", Some(&a))
+                .header("X-Tenant-ID", "acme"),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     // The bootstrap key of the default tenant does not reach a created tenant either.
     let (s, body) = t
-        .send(t.rb(Method::GET, "/logs", Some(ADMIN)).header("X-Tenant-ID", "umbrella"))
+        .send(
+            t.rb(Method::GET, "/logs", Some(ADMIN))
+                .header("X-Tenant-ID", "umbrella"),
+        )
         .await;
     assert_forbidden(s, &body);
 
     // System principals choose any tenant but have no log access there.
-    for (m, p) in [(Method::GET, "/logs"), (Method::GET, "/logs/secrets"), (Method::POST, "/logs/x"), (Method::GET, "/search")] {
+    for (m, p) in [
+        (Method::GET, "/logs"),
+        (Method::GET, "/logs/secrets"),
+        (Method::POST, "/logs/x"),
+        (Method::GET, "/search"),
+    ] {
         let (s, body) = t
-            .send(t.rb(m, p, Some(SYSTEM)).header("X-Tenant-ID", "umbrella").json(&json!({"a": 1})))
+            .send(
+                t.rb(m, p, Some(SYSTEM))
+                    .header("X-Tenant-ID", "umbrella")
+                    .json(&json!({"a": 1})),
+            )
             .await;
         assert_forbidden(s, &body);
     }
     // And only system principals manage tenants.
     for key in [a.as_str(), ADMIN] {
-        let (s, body) = t.call(Method::POST, "/api/tenants", key, Some(json!({"id": "evil"}))).await;
+        let (s, body) = t
+            .call(
+                Method::POST,
+                "/api/tenants",
+                key,
+                Some(json!({"id": "evil"})),
+            )
+            .await;
         assert_forbidden(s, &body);
-        let (s, body) = t.call(Method::DELETE, "/api/tenants/umbrella", key, None).await;
+        let (s, body) = t
+            .call(Method::DELETE, "/api/tenants/umbrella", key, None)
+            .await;
         assert_forbidden(s, &body);
         let (s, body) = t.get("/api/tenants", key).await;
         assert_forbidden(s, &body);
@@ -188,9 +255,14 @@ async fn a_key_of_one_tenant_never_reaches_another() {
     assert_eq!(keys["error"], "forbidden");
     let (_, listed) = t.get("/api/keys?tenant=umbrella", SYSTEM).await;
     let b_id = listed["keys"][0]["id"].as_str().expect("id").to_owned();
-    let (s, _) = t.call(Method::DELETE, &format!("/api/keys/{b_id}"), &a, None).await;
+    let (s, _) = t
+        .call(Method::DELETE, &format!("/api/keys/{b_id}"), &a, None)
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(t.write(&b, "secrets", json!({"still": "works"})).await, StatusCode::CREATED);
+    assert_eq!(
+        t.write(&b, "secrets", json!({"still": "works"})).await,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -198,11 +270,19 @@ async fn revoked_expired_and_rotated_keys_stop_working() {
     let t = T::start().await;
     let (id, k) = t.key(ADMIN, "reader", json!({})).await;
     assert_eq!(t.get("/logs", &k).await.0, StatusCode::OK);
-    let (s, body) = t.call(Method::DELETE, &format!("/api/keys/{id}"), ADMIN, None).await;
-    assert_eq!((s, body["revoked"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
+    let (s, body) = t
+        .call(Method::DELETE, &format!("/api/keys/{id}"), ADMIN, None)
+        .await;
+    assert_eq!(
+        (s, body["revoked"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
     let (s, body) = t.get("/logs", &k).await;
     assert_unauthorized(s, &body);
-    let (s, _) = t.call(Method::DELETE, &format!("/api/keys/{id}"), ADMIN, None).await;
+    let (s, _) = t
+        .call(Method::DELETE, &format!("/api/keys/{id}"), ADMIN, None)
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Expiry: a key that lives one second works, then stops (polled, no timing asserted).
@@ -222,32 +302,70 @@ async fn revoked_expired_and_rotated_keys_stop_working() {
     // Rotation with the default grace: both keys work.
     let (old_id, old) = t.key(ADMIN, "writer", json!({"logs": ["app-*"]})).await;
     let (s, rotated) = t
-        .call(Method::POST, &format!("/api/keys/{old_id}/rotate"), ADMIN, None)
+        .call(
+            Method::POST,
+            &format!("/api/keys/{old_id}/rotate"),
+            ADMIN,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{rotated}");
     assert_eq!(rotated["replaces"], old_id.as_str());
     assert_eq!(rotated["role"], "writer");
     assert_eq!(rotated["logs"], json!(["app-*"]));
     let new = rotated["key"].as_str().expect("key").to_owned();
-    assert_eq!(t.write(&old, "app-1", json!({"a": 1})).await, StatusCode::CREATED);
-    assert_eq!(t.write(&new, "app-1", json!({"a": 1})).await, StatusCode::CREATED);
-    assert_eq!(t.write(&new, "billing", json!({"a": 1})).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        t.write(&old, "app-1", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        t.write(&new, "app-1", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        t.write(&new, "billing", json!({"a": 1})).await,
+        StatusCode::FORBIDDEN
+    );
     // Rotating again with no grace: the key rotated away stops at once, the new one works.
     let new_id = rotated["id"].as_str().expect("id").to_owned();
     let (s, again) = t
-        .call(Method::POST, &format!("/api/keys/{new_id}/rotate"), ADMIN, Some(json!({"grace": "0"})))
+        .call(
+            Method::POST,
+            &format!("/api/keys/{new_id}/rotate"),
+            ADMIN,
+            Some(json!({"grace": "0"})),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{again}");
-    let (s, body) = t.call(Method::POST, "/logs/app-1", &new, Some(json!({"a": 1}))).await;
+    let (s, body) = t
+        .call(Method::POST, "/logs/app-1", &new, Some(json!({"a": 1})))
+        .await;
     assert_unauthorized(s, &body);
     let newest = again["key"].as_str().expect("key");
-    assert_eq!(t.write(newest, "app-1", json!({"a": 1})).await, StatusCode::CREATED);
+    assert_eq!(
+        t.write(newest, "app-1", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
     // Grace through the query parameter; a bad grace is refused and rotates nothing.
     let (s, body) = t
-        .call(Method::POST, &format!("/api/keys/{}/rotate?grace=forever", again["id"].as_str().expect("id")), ADMIN, None)
+        .call(
+            Method::POST,
+            &format!(
+                "/api/keys/{}/rotate?grace=forever",
+                again["id"].as_str().expect("id")
+            ),
+            ADMIN,
+            None,
+        )
         .await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grace")));
-    assert_eq!(t.write(newest, "app-1", json!({"a": 1})).await, StatusCode::CREATED);
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grace"))
+    );
+    assert_eq!(
+        t.write(newest, "app-1", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
 
     // Listing shows keys but never a secret or hash.
     let (_, listed) = t.get("/api/keys", ADMIN).await;
@@ -260,7 +378,11 @@ async fn revoked_expired_and_rotated_keys_stop_working() {
 async fn log_patterns_narrow_every_route() {
     let t = T::start().await;
     for log in ["app-web", "app-db", "billing"] {
-        assert_eq!(t.write(ADMIN, log, json!({"msg": format!("needle in {log}")})).await, StatusCode::CREATED);
+        assert_eq!(
+            t.write(ADMIN, log, json!({"msg": format!("needle in {log}")}))
+                .await,
+            StatusCode::CREATED
+        );
     }
     let (_, billing) = t.get("/logs/billing", ADMIN).await;
     let billing_id = billing["entries"][0]["id"].as_str().expect("id").to_owned();
@@ -292,7 +414,10 @@ async fn log_patterns_narrow_every_route() {
     assert_eq!(stats["total"]["count"], 2, "{stats}");
     assert!(!stats.to_string().contains("billing"));
     // A reader writes and deletes nothing, even on its own logs.
-    assert_eq!(t.write(&k, "app-web", json!({"a": 1})).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        t.write(&k, "app-web", json!({"a": 1})).await,
+        StatusCode::FORBIDDEN
+    );
     let (s, body) = t.call(Method::DELETE, "/logs/app-web", &k, None).await;
     assert_forbidden(s, &body);
     let (_, still) = t.get("/statistics", ADMIN).await;
@@ -311,43 +436,83 @@ async fn no_key_grants_more_than_its_creator() {
     assert_forbidden(s, &body);
     let (_, app) = t.get("/logs/app", ADMIN).await;
     let id = app["entries"][0]["id"].as_str().expect("id").to_owned();
-    let (s, body) = t.call(Method::DELETE, &format!("/logs/app/{id}"), &reader, None).await;
+    let (s, body) = t
+        .call(Method::DELETE, &format!("/logs/app/{id}"), &reader, None)
+        .await;
     assert_forbidden(s, &body);
     for creator in [&writer, &reader, &shipper] {
         let (s, body) = t
-            .call(Method::POST, "/api/keys", creator, Some(json!({"name": "x", "role": "reader"})))
+            .call(
+                Method::POST,
+                "/api/keys",
+                creator,
+                Some(json!({"name": "x", "role": "reader"})),
+            )
             .await;
         assert_forbidden(s, &body);
         let (s, body) = t.get("/api/keys", creator).await;
         assert_forbidden(s, &body);
     }
     // The custom role does exactly what the config file says.
-    assert_eq!(t.write(&shipper, "app", json!({"a": 2})).await, StatusCode::CREATED);
+    assert_eq!(
+        t.write(&shipper, "app", json!({"a": 2})).await,
+        StatusCode::CREATED
+    );
     assert_eq!(t.get("/logs/app", &shipper).await.0, StatusCode::FORBIDDEN);
     // An admin mints neither a system key nor a key of another tenant.
     let (s, body) = t
-        .call(Method::POST, "/api/keys", ADMIN, Some(json!({"name": "x", "role": "system"})))
+        .call(
+            Method::POST,
+            "/api/keys",
+            ADMIN,
+            Some(json!({"name": "x", "role": "system"})),
+        )
         .await;
     assert_forbidden(s, &body);
     t.tenant("other").await;
     let (s, body) = t
-        .call(Method::POST, "/api/keys", ADMIN, Some(json!({"name": "x", "role": "reader", "tenant": "other"})))
+        .call(
+            Method::POST,
+            "/api/keys",
+            ADMIN,
+            Some(json!({"name": "x", "role": "reader", "tenant": "other"})),
+        )
         .await;
     assert_forbidden(s, &body);
     // A narrowed admin only hands out keys narrowed within its own patterns.
     let (_, narrow) = t.key(ADMIN, "admin", json!({"logs": ["app-*"]})).await;
-    for logs in [json!(null), json!(["*"]), json!(["billing"]), json!(["app*"])] {
+    for logs in [
+        json!(null),
+        json!(["*"]),
+        json!(["billing"]),
+        json!(["app*"]),
+    ] {
         let (s, body) = t
-            .call(Method::POST, "/api/keys", &narrow, Some(json!({"name": "x", "role": "reader", "logs": logs})))
+            .call(
+                Method::POST,
+                "/api/keys",
+                &narrow,
+                Some(json!({"name": "x", "role": "reader", "logs": logs})),
+            )
             .await;
         assert_forbidden(s, &body);
     }
-    t.key(&narrow, "reader", json!({"logs": ["app-web-*"]})).await;
+    t.key(&narrow, "reader", json!({"logs": ["app-web-*"]}))
+        .await;
     // A system key holds no logs:*, so the admin cannot revoke or rotate one it did not make.
     let (sys_id, _) = t.key(SYSTEM, "system", json!({})).await;
-    let (s, body) = t.call(Method::DELETE, &format!("/api/keys/{sys_id}"), ADMIN, None).await;
+    let (s, body) = t
+        .call(Method::DELETE, &format!("/api/keys/{sys_id}"), ADMIN, None)
+        .await;
     assert_forbidden(s, &body);
-    let (s, body) = t.call(Method::POST, &format!("/api/keys/{sys_id}/rotate"), ADMIN, None).await;
+    let (s, body) = t
+        .call(
+            Method::POST,
+            &format!("/api/keys/{sys_id}/rotate"),
+            ADMIN,
+            None,
+        )
+        .await;
     assert_forbidden(s, &body);
 }
 
@@ -358,9 +523,19 @@ async fn unknown_key_ids_and_wrong_secrets_look_the_same() {
     let wrong_secret = format!("nl_{id}_{}", "A".repeat(43));
     let unknown_id = format!("nl_{}_{}", "0".repeat(12), &key[16..]);
     let mut answers = Vec::new();
-    for k in [wrong_secret.as_str(), unknown_id.as_str(), "nl_junk", "garbage", &key[..key.len() - 1]] {
+    for k in [
+        wrong_secret.as_str(),
+        unknown_id.as_str(),
+        "nl_junk",
+        "garbage",
+        &key[..key.len() - 1],
+    ] {
         for _ in 0..2 {
-            let resp = t.rb(Method::GET, "/logs", Some(k)).send().await.expect("send");
+            let resp = t
+                .rb(Method::GET, "/logs", Some(k))
+                .send()
+                .await
+                .expect("send");
             let status = resp.status();
             let mut headers: Vec<(String, String)> = resp
                 .headers()
@@ -381,7 +556,11 @@ async fn unknown_key_ids_and_wrong_secrets_look_the_same() {
     // Brute force: many guesses learn nothing new and the real key keeps working.
     for i in 0..200 {
         let guess = format!("nl_{id}_{i:043}");
-        let resp = t.rb(Method::GET, "/logs", Some(&guess)).send().await.expect("send");
+        let resp = t
+            .rb(Method::GET, "/logs", Some(&guess))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(resp.text().await.expect("body"), answers[0].2);
     }
@@ -393,7 +572,11 @@ async fn log_names_cannot_escape_the_tenant() {
     let t = T::start().await;
     t.tenant("victim").await;
     let (_, victim) = t.key(SYSTEM, "admin", json!({"tenant": "victim"})).await;
-    assert_eq!(t.write(&victim, "secret", json!({"msg": "victim-data"})).await, StatusCode::CREATED);
+    assert_eq!(
+        t.write(&victim, "secret", json!({"msg": "victim-data"}))
+            .await,
+        StatusCode::CREATED
+    );
     let attempts = [
         "/logs/../victim/secret",
         "/logs/..%2Fvictim%2Fsecret",
@@ -436,20 +619,39 @@ async fn deleting_a_tenant_removes_its_data_and_keys() {
     let t = T::start().await;
     t.tenant("gone").await;
     let (_, k) = t.key(SYSTEM, "admin", json!({"tenant": "gone"})).await;
-    assert_eq!(t.write(&k, "app", json!({"a": 1})).await, StatusCode::CREATED);
-    let (s, body) = t.call(Method::DELETE, "/api/tenants/gone", SYSTEM, None).await;
-    assert_eq!((s, body["deleted"].as_u64()), (StatusCode::OK, Some(1)), "{body}");
+    assert_eq!(
+        t.write(&k, "app", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
+    let (s, body) = t
+        .call(Method::DELETE, "/api/tenants/gone", SYSTEM, None)
+        .await;
+    assert_eq!(
+        (s, body["deleted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
     let (s, body) = t.get("/logs", &k).await;
     assert_unauthorized(s, &body);
-    let (s, _) = t.call(Method::DELETE, "/api/tenants/gone", SYSTEM, None).await;
+    let (s, _) = t
+        .call(Method::DELETE, "/api/tenants/gone", SYSTEM, None)
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The system principal cannot act on it either, and a key for it cannot be made.
     let (s, _) = t
-        .send(t.rb(Method::GET, "/api/keys", Some(SYSTEM)).header("X-Tenant-ID", "gone"))
+        .send(
+            t.rb(Method::GET, "/api/keys", Some(SYSTEM))
+                .header("X-Tenant-ID", "gone"),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = t
-        .call(Method::POST, "/api/keys", SYSTEM, Some(json!({"name": "x", "role": "admin", "tenant": "gone"})))
+        .call(
+            Method::POST,
+            "/api/keys",
+            SYSTEM,
+            Some(json!({"name": "x", "role": "admin", "tenant": "gone"})),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Re-created, it starts empty and the old key stays dead.
@@ -459,16 +661,41 @@ async fn deleting_a_tenant_removes_its_data_and_keys() {
     assert_eq!(logs["logs"], json!([]));
     assert_eq!(t.get("/logs", &k).await.0, StatusCode::UNAUTHORIZED);
     // The default tenant is protected; tenant ids are DNS labels; duplicates conflict.
-    let (s, _) = t.call(Method::DELETE, "/api/tenants/default", SYSTEM, None).await;
+    let (s, _) = t
+        .call(Method::DELETE, "/api/tenants/default", SYSTEM, None)
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     for bad in ["", "UPPER", "a_b", "../x", &"x".repeat(64)] {
-        let (s, body) = t.call(Method::POST, "/api/tenants", SYSTEM, Some(json!({"id": bad}))).await;
-        assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_tenant")), "{bad}");
+        let (s, body) = t
+            .call(
+                Method::POST,
+                "/api/tenants",
+                SYSTEM,
+                Some(json!({"id": bad})),
+            )
+            .await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_tenant")),
+            "{bad}"
+        );
     }
-    let (s, _) = t.call(Method::POST, "/api/tenants", SYSTEM, Some(json!({"id": "gone"}))).await;
+    let (s, _) = t
+        .call(
+            Method::POST,
+            "/api/tenants",
+            SYSTEM,
+            Some(json!({"id": "gone"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     let (_, listed) = t.get("/api/tenants", SYSTEM).await;
-    let ids: Vec<&str> = listed["tenants"].as_array().expect("tenants").iter().filter_map(|t| t["id"].as_str()).collect();
+    let ids: Vec<&str> = listed["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
     assert_eq!(ids, ["default", "gone"]);
 }
 
@@ -477,38 +704,112 @@ async fn admin_routes_refuse_malformed_and_hostile_bodies() {
     let t = T::start().await;
     let cases: Vec<(&str, Value, &str)> = vec![
         ("/api/keys", json!({"name": "x"}), "invalid_json"),
-        ("/api/keys", json!({"name": "x", "role": "reader", "extra": 1}), "invalid_json"),
-        ("/api/keys", json!({"name": "x", "role": "root"}), "invalid_role"),
-        ("/api/keys", json!({"name": "", "role": "reader"}), "invalid_name"),
-        ("/api/keys", json!({"name": "a\u{0}b", "role": "reader"}), "invalid_name"),
-        ("/api/keys", json!({"name": "x".repeat(101), "role": "reader"}), "invalid_name"),
-        ("/api/keys", json!({"name": "x", "role": "reader", "logs": []}), "invalid_pattern"),
-        ("/api/keys", json!({"name": "x", "role": "reader", "logs": ["../x"]}), "invalid_pattern"),
-        ("/api/keys", json!({"name": "x", "role": "reader", "expires_in": "-5"}), "invalid_expiry"),
-        ("/api/keys", json!({"name": "x", "role": "reader", "expires_in": "0"}), "invalid_expiry"),
-        ("/api/keys", json!({"name": "x", "role": "reader", "expires_in": "99999d"}), "invalid_expiry"),
-        ("/api/tenants", json!({"id": "ok", "displayName": "x".repeat(201)}), "invalid_display_name"),
+        (
+            "/api/keys",
+            json!({"name": "x", "role": "reader", "extra": 1}),
+            "invalid_json",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "x", "role": "root"}),
+            "invalid_role",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "", "role": "reader"}),
+            "invalid_name",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "a\u{0}b", "role": "reader"}),
+            "invalid_name",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "x".repeat(101), "role": "reader"}),
+            "invalid_name",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "x", "role": "reader", "logs": []}),
+            "invalid_pattern",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "x", "role": "reader", "logs": ["../x"]}),
+            "invalid_pattern",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "x", "role": "reader", "expires_in": "-5"}),
+            "invalid_expiry",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "x", "role": "reader", "expires_in": "0"}),
+            "invalid_expiry",
+        ),
+        (
+            "/api/keys",
+            json!({"name": "x", "role": "reader", "expires_in": "99999d"}),
+            "invalid_expiry",
+        ),
+        (
+            "/api/tenants",
+            json!({"id": "ok", "displayName": "x".repeat(201)}),
+            "invalid_display_name",
+        ),
     ];
     for (path, body, code) in cases {
-        let key = if path == "/api/tenants" { SYSTEM } else { ADMIN };
+        let key = if path == "/api/tenants" {
+            SYSTEM
+        } else {
+            ADMIN
+        };
         let (s, b) = t.call(Method::POST, path, key, Some(body.clone())).await;
-        assert_eq!((s, b["error"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{body}: {b}");
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}: {b}"
+        );
     }
     let (s, b) = t
-        .send(t.rb(Method::POST, "/api/keys", Some(ADMIN)).body("{not json"))
+        .send(
+            t.rb(Method::POST, "/api/keys", Some(ADMIN))
+                .body("{not json"),
+        )
         .await;
-    assert_eq!((s, b["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
     let (s, b) = t
-        .send(t.rb(Method::POST, "/api/keys", Some(ADMIN)).body(vec![b' '; 70_000]))
+        .send(
+            t.rb(Method::POST, "/api/keys", Some(ADMIN))
+                .body(vec![b' '; 70_000]),
+        )
         .await;
-    assert_eq!((s, b["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
-    for path in ["/api/keys/zzz", "/api/keys/%2e%2e", "/api/keys/0123456789ab"] {
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    for path in [
+        "/api/keys/zzz",
+        "/api/keys/%2e%2e",
+        "/api/keys/0123456789ab",
+    ] {
         let (s, _) = t.call(Method::DELETE, path, ADMIN, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
     }
     let (_, listed) = t.get("/api/keys", ADMIN).await;
     assert_eq!(listed["keys"], json!([]), "nothing was created");
-    for q in ["limit=0", "limit=x", "cursor=-1", "since=yesterday", "scope=all"] {
+    for q in [
+        "limit=0",
+        "limit=x",
+        "cursor=-1",
+        "since=yesterday",
+        "scope=all",
+    ] {
         let (s, _) = t.get(&format!("/api/audit?{q}"), ADMIN).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}");
     }
@@ -534,9 +835,16 @@ async fn the_audit_trail_records_calls_and_detects_tampering() {
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(resp.headers()["x-request-id"], "attack-42", "the request id is echoed");
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "attack-42",
+        "the request id is echoed"
+    );
     let resp = t.rb(Method::GET, "/logs", None).send().await.expect("send");
-    let generated = resp.headers()["x-request-id"].to_str().expect("id").to_owned();
+    let generated = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
     assert_eq!(generated.len(), 32, "a request id is generated when absent");
 
     // Reading the trail needs audit:read.
@@ -550,7 +858,10 @@ async fn the_audit_trail_records_calls_and_detects_tampering() {
     let (s, trail) = t.get("/api/audit?limit=1000", &auditor).await;
     assert_eq!(s, StatusCode::OK, "{trail}");
     let events = trail["events"].as_array().expect("events");
-    let denied: Vec<&Value> = events.iter().filter(|e| e["request_id"] == "attack-42").collect();
+    let denied: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["request_id"] == "attack-42")
+        .collect();
     assert_eq!(denied.len(), 1, "{trail}");
     assert_eq!(denied[0]["outcome"], "denied");
     assert_eq!(denied[0]["action"], "logs.delete");
@@ -558,25 +869,51 @@ async fn the_audit_trail_records_calls_and_detects_tampering() {
     assert_eq!(denied[0]["auth_method"], "api_key");
     assert_eq!(denied[0]["tenant"], "default");
     assert_eq!(denied[0]["client"], "127.0.0.1");
-    assert!(denied[0]["principal"].as_str().is_some_and(|p| p.starts_with("key:")));
+    assert!(
+        denied[0]["principal"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("key:"))
+    );
     let appends: u64 = events
         .iter()
         .filter(|e| e["action"] == "logs.append")
         .map(|e| e["count"].as_u64().unwrap_or(0))
         .sum();
-    assert_eq!(appends, 2, "aggregated appends still count every call: {trail}");
-    assert!(events.iter().any(|e| e["action"] == "keys.create" && e["principal"] == "bootstrap"));
+    assert_eq!(
+        appends, 2,
+        "aggregated appends still count every call: {trail}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "keys.create" && e["principal"] == "bootstrap")
+    );
     // Filters and paging.
     let (_, only) = t.get("/api/audit?outcome=denied", &auditor).await;
-    assert!(only["events"].as_array().is_some_and(|e| !e.is_empty() && e.iter().all(|e| e["outcome"] == "denied")));
+    assert!(
+        only["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty() && e.iter().all(|e| e["outcome"] == "denied"))
+    );
     let (_, page) = t.get("/api/audit?limit=1", &auditor).await;
     let cursor = page["next_cursor"].as_str().expect("cursor").to_owned();
-    let (_, next) = t.get(&format!("/api/audit?limit=1&cursor={cursor}"), &auditor).await;
+    let (_, next) = t
+        .get(&format!("/api/audit?limit=1&cursor={cursor}"), &auditor)
+        .await;
     assert_ne!(page["events"][0]["seq"], next["events"][0]["seq"]);
     // The unauthenticated refusal went to the global trail, readable by the system principal.
     let (_, global) = t.get("/api/audit?scope=global", SYSTEM).await;
-    assert!(global["events"].as_array().expect("events").iter().any(|e| e["request_id"] == generated.as_str()));
-    assert_eq!(t.get("/api/audit/verify?scope=global", SYSTEM).await.1["verified"], true);
+    assert!(
+        global["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["request_id"] == generated.as_str())
+    );
+    assert_eq!(
+        t.get("/api/audit/verify?scope=global", SYSTEM).await.1["verified"],
+        true
+    );
 
     let v = verify(&t, &auditor).await;
     assert_eq!(v["verified"], true, "{v}");
@@ -591,12 +928,18 @@ async fn the_audit_trail_records_calls_and_detects_tampering() {
     let text = String::from_utf8(bytes.clone()).expect("utf8");
     let forged = text.replacen("\"status\":", "\"status\":2", 1);
     assert_ne!(forged, text);
-    t.store.audit_overwrite(scope, seq, forged.into_bytes()).await.expect("overwrite");
+    t.store
+        .audit_overwrite(scope, seq, forged.into_bytes())
+        .await
+        .expect("overwrite");
     let v = verify(&t, &auditor).await;
     assert_eq!(v["verified"], false, "{v}");
     assert_eq!(v["first_bad"]["seq"], seq);
     assert_eq!(v["first_bad"]["reason"], "hash_mismatch");
-    t.store.audit_overwrite(scope, seq, bytes).await.expect("restore");
+    t.store
+        .audit_overwrite(scope, seq, bytes)
+        .await
+        .expect("restore");
     assert_eq!(verify(&t, &auditor).await["verified"], true);
 
     // Remove one record from the middle.

@@ -500,8 +500,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mut off_append = None;
         if args.compare_seconds > 0.0 {
             let one = Arc::new(source.event(0, &mut rand::rng()));
-            off_append =
-                Some(closed_loop(&off.client, args.compare_seconds, "append", one).await?);
+            off_append = Some(closed_loop(&off.client, args.compare_seconds, "append", one).await?);
         }
         if let Some(child) = off.child.as_mut() {
             let _ = child.kill().await;

@@ -231,11 +231,16 @@ mod tests {
         let (mut recs, heads) = build(&["a", "b", "a"]);
         recs.pop();
         let bad = verify(&recs, &heads).first_bad.unwrap();
-        assert_eq!((bad.chain.as_str(), bad.reason.as_str()), ("a", "truncated"));
+        assert_eq!(
+            (bad.chain.as_str(), bad.reason.as_str()),
+            ("a", "truncated")
+        );
         // A head that lags (crash between append and head update) is fine.
         let (recs, mut heads) = build(&["a", "a"]);
         let (first, _) = build(&["a"]);
-        let first_hash = serde_json::from_slice::<StoredRecord>(&first[0]).unwrap().hash;
+        let first_hash = serde_json::from_slice::<StoredRecord>(&first[0])
+            .unwrap()
+            .hash;
         heads.insert("a".into(), first_hash);
         assert_eq!(verify(&recs, &heads).first_bad, None);
     }

@@ -162,7 +162,9 @@ pub fn split_key(presented: &str) -> Option<(&str, &str)> {
     let rest = presented.strip_prefix("nl_")?;
     let (id, secret) = (rest.get(..ID_LEN)?, rest.get(ID_LEN..)?);
     let secret = secret.strip_prefix('_')?;
-    let id_ok = id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let id_ok = id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     (id_ok && (1..=256).contains(&secret.len())).then_some((id, secret))
 }
 
@@ -410,7 +412,15 @@ mod tests {
         assert_eq!(i, id);
         assert_eq!(s.len(), 43, "256 bits in unpadded base64");
         assert_eq!(key.expose().len(), 3 + 12 + 1 + 43);
-        for bad in ["", "nl_", "nl_abc_def", "xx_0123456789ab_s", "nl_0123456789AB_s", "nl_0123456789ab_", "nl_0123456789abs"] {
+        for bad in [
+            "",
+            "nl_",
+            "nl_abc_def",
+            "xx_0123456789ab_s",
+            "nl_0123456789AB_s",
+            "nl_0123456789ab_",
+            "nl_0123456789abs",
+        ] {
             assert_eq!(split_key(bad), None, "{bad:?}");
         }
     }
@@ -425,13 +435,19 @@ mod tests {
         assert!(!a.matches("t", Some(&h)));
         assert!(!a.matches("s", None));
         assert!(!a.matches("s", Some("zz")));
-        assert_ne!(KeyHasher::derive(b"m").pepper, KeyHasher::derive(b"n").pepper);
+        assert_ne!(
+            KeyHasher::derive(b"m").pepper,
+            KeyHasher::derive(b"n").pepper
+        );
     }
 
     #[test]
     fn durations() {
         assert_eq!(parse_duration("3600"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         for bad in ["", "d", "-1", "1.5h", "1w", "99999999999999999d", "1 d"] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");

@@ -101,7 +101,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Verifies bearer tokens that are not API keys (JWT, OIDC, introspection). `Ok(None)` means
 /// "not a valid token" (401); `Err` means the verifier could not decide (503).
 pub trait TokenVerifier: Send + Sync + fmt::Debug {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<VerifiedToken>, ApiError>>;
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VerifiedToken>, ApiError>>;
 }
 
 /// Resolves credentials.
@@ -284,7 +287,9 @@ impl FromRequestParts<AppState> for Principal {
         if auth.disabled {
             let tenant = auth.tenants.implicit().clone();
             return Ok(Principal {
-                grant: auth.grant("admin", &tenant, None).ok_or_else(ApiError::internal)?,
+                grant: auth
+                    .grant("admin", &tenant, None)
+                    .ok_or_else(ApiError::internal)?,
                 tenant,
                 id: "anonymous".into(),
                 method: AuthMethod::Disabled,

@@ -49,7 +49,9 @@ fn require_manage(p: &Principal, tenant: &TenantId) -> Result<(), ApiError> {
         return on_target.require(Permission::TenantsManage, None);
     }
     if &p.tenant != tenant {
-        return Err(ApiError::forbidden("this credential does not reach this tenant"));
+        return Err(ApiError::forbidden(
+            "this credential does not reach this tenant",
+        ));
     }
     p.require(Permission::KeysManage, None)
 }
@@ -93,7 +95,10 @@ fn validate_patterns(logs: Option<&[String]>) -> Result<(), ApiError> {
     }
     for p in ps {
         LogPattern::new(p).map_err(|e| {
-            ApiError::bad_request("invalid_pattern", format!("log pattern '{}': {e}", p.escape_debug()))
+            ApiError::bad_request(
+                "invalid_pattern",
+                format!("log pattern '{}': {e}", p.escape_debug()),
+            )
         })?;
     }
     Ok(())
@@ -175,15 +180,28 @@ pub async fn create(
         "invalid_expiry",
     )?;
     if lifetime.is_some_and(|d| d.is_zero()) {
-        return Err(ApiError::bad_request("invalid_expiry", "expires_in must be positive"));
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_in must be positive",
+        ));
     }
     let expires_at = lifetime.map(|d| now_ms() + d.as_millis() as i64);
     let (key, rec) = st
         .auth
         .keys
-        .create(req.name, tenant, req.role, req.logs, expires_at, principal.id.clone())
+        .create(
+            req.name,
+            tenant,
+            req.role,
+            req.logs,
+            expires_at,
+            principal.id.clone(),
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json(created(&rec, key.expose().to_owned()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(created(&rec, key.expose().to_owned())),
+    ))
 }
 
 fn info(rec: KeyRecord, last_used: Option<i64>) -> KeyInfo {
@@ -212,8 +230,9 @@ pub async fn list(
 ) -> Result<Json<KeysResponse>, ApiError> {
     let p = Params::parse(q.as_deref());
     let tenant = match p.get("tenant") {
-        Some(t) if principal.is_system() => TenantId::new(t)
-            .map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))?,
+        Some(t) if principal.is_system() => {
+            TenantId::new(t).map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))?
+        }
         Some(_) => {
             return Err(ApiError::forbidden(
                 "only system principals list the keys of another tenant",

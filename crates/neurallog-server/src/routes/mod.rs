@@ -9,8 +9,8 @@ pub mod stats;
 pub mod tenants;
 
 use axum::extract::rejection::PathRejection;
-use serde::de::DeserializeOwned;
 use neurallog_core::{EntryId, LogName, query::TimeRange, time::parse_time};
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 

@@ -40,7 +40,9 @@ pub async fn create(
     {
         return Err(ApiError::bad_request(
             "invalid_display_name",
-            format!("displayName must be at most {MAX_DISPLAY_NAME} characters without control characters"),
+            format!(
+                "displayName must be at most {MAX_DISPLAY_NAME} characters without control characters"
+            ),
         ));
     }
     if st.auth.tenants.pinned() {
@@ -62,7 +64,10 @@ pub async fn create(
                 tenant: rec.info(),
             }),
         )),
-        None => Err(ApiError::conflict("tenant_exists", "the tenant already exists")),
+        None => Err(ApiError::conflict(
+            "tenant_exists",
+            "the tenant already exists",
+        )),
     }
 }
 
