@@ -12,6 +12,12 @@
 //!    searches, each over 64 connections for `--compare-seconds`;
 //!
 //! then stops the server gracefully and measures its peak RSS and its bytes on disk.
+//!
+//! Authentication is on: the phases present a managed `nl_…` API key, and the server writes
+//! its audit trail. Unless `--skip-auth-cost`, a second server with both off
+//! (`NEURALLOG_BENCH_DISABLE_AUTH=1`) then runs the same ingest and single-event appends, and
+//! the report gives the ratios on ÷ off (`auth_cost`): what authentication, authorisation and
+//! audit together cost, measured on the same machine in the same run.
 
 mod generate;
 
