@@ -797,12 +797,34 @@ async fn admin_routes_refuse_malformed_and_hostile_bodies() {
         "/api/keys/zzz",
         "/api/keys/%2e%2e",
         "/api/keys/0123456789ab",
+        "/api/keys/%FF%FE",
     ] {
         let (s, _) = t.call(Method::DELETE, path, ADMIN, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+        let (s, _) = t
+            .call(Method::POST, &format!("{path}/rotate"), ADMIN, None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
     }
+    let (s, b) = t
+        .call(Method::DELETE, "/api/tenants/%FF", SYSTEM, None)
+        .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_tenant"))
+    );
+    // Callers who manage no keys are refused before their body is read.
+    let (_, reader) = t.key(ADMIN, "reader", json!({})).await;
+    let (s, b) = t
+        .send(t.rb(Method::POST, "/api/keys", Some(&reader)).body("{junk"))
+        .await;
+    assert_forbidden(s, &b);
     let (_, listed) = t.get("/api/keys", ADMIN).await;
-    assert_eq!(listed["keys"], json!([]), "nothing was created");
+    assert_eq!(
+        listed["keys"].as_array().map(Vec::len),
+        Some(1),
+        "only the reader: {listed}"
+    );
     for q in [
         "limit=0",
         "limit=x",

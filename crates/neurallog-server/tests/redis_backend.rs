@@ -206,7 +206,11 @@ async fn two_replicas_share_one_audit_trail_and_raw_tampering_is_detected() {
         let (s, _) = api.call(Method::GET, "/logs", None).await;
         assert_eq!(s, StatusCode::OK);
         let (s, _) = api
-            .call(Method::POST, &format!("/logs/app-{i}"), Some(json!({"n": i})))
+            .call(
+                Method::POST,
+                &format!("/logs/app-{i}"),
+                Some(json!({"n": i})),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED);
     }
@@ -217,7 +221,11 @@ async fn two_replicas_share_one_audit_trail_and_raw_tampering_is_detected() {
     }
     // A key created on one replica works on the other; revoked there, it stops here too.
     let (s, created) = apis[0]
-        .call(Method::POST, "/api/keys", Some(json!({"name": "k", "role": "reader"})))
+        .call(
+            Method::POST,
+            "/api/keys",
+            Some(json!({"name": "k", "role": "reader"})),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().expect("key").to_owned();
@@ -228,7 +236,10 @@ async fn two_replicas_share_one_audit_trail_and_raw_tampering_is_detected() {
             .header("X-API-Key", key.clone())
             .send()
     };
-    assert_eq!(as_key(&apis[1]).await.expect("send").status(), StatusCode::OK);
+    assert_eq!(
+        as_key(&apis[1]).await.expect("send").status(),
+        StatusCode::OK
+    );
     let (s, _) = apis[1]
         .call(Method::DELETE, &format!("/api/keys/{id}"), None)
         .await;

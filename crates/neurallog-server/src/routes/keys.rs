@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use neurallog_core::TenantId;
@@ -147,6 +148,10 @@ pub async fn create(
     principal: Principal,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedKeyResponse>), ApiError> {
+    // Refuse callers who manage no keys before reading what they sent.
+    if !principal.is_system() {
+        principal.require(Permission::KeysManage, None)?;
+    }
     let req: CreateKeyRequest = json_body(&body)?;
     let tenant = match &req.tenant {
         None => principal.tenant.clone(),
@@ -276,8 +281,9 @@ async fn manageable(st: &AppState, principal: &Principal, id: &str) -> Result<Ke
 pub async fn revoke(
     State(st): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<KeyRevokedResponse>, ApiError> {
+    let Path(id) = path.map_err(|_| ApiError::not_found("no such key"))?;
     let rec = manageable(&st, &principal, &id).await?;
     let revoked = st.auth.keys.revoke(&rec.id).await?;
     Ok(Json(KeyRevokedResponse {
@@ -296,10 +302,12 @@ pub async fn revoke(
 pub async fn rotate(
     State(st): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedKeyResponse>), ApiError> {
+    let Path(id) = path.map_err(|_| ApiError::not_found("no such key"))?;
+    let mut old = manageable(&st, &principal, &id).await?;
     let req: RotateKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKeyRequest::default()
     } else {
@@ -313,7 +321,6 @@ pub async fn rotate(
         "invalid_grace",
     )?
     .unwrap_or(DEFAULT_GRACE);
-    let mut old = manageable(&st, &principal, &id).await?;
     let now = now_ms();
     if old.expired(now) {
         return Err(ApiError::not_found("no such key"));

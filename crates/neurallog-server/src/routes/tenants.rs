@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use neurallog_core::TenantId;
@@ -95,9 +96,15 @@ pub async fn list(
 pub async fn delete(
     State(st): State<AppState>,
     principal: Principal,
-    Path(raw): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TenantDeletedResponse>, ApiError> {
     principal.require(Permission::TenantsManage, None)?;
+    let Path(raw) = path.map_err(|_| {
+        ApiError::bad_request(
+            "invalid_tenant",
+            neurallog_core::tenant::InvalidTenantId.to_string(),
+        )
+    })?;
     let id = tenant_id(&raw)?;
     if &id == st.auth.tenants.implicit() {
         return Err(ApiError::conflict(
