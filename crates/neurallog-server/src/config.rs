@@ -13,6 +13,8 @@ use neurallog_core::rbac::{Permission, Role};
 use neurallog_core::{TenantId, ingest::Limits};
 use serde::Deserialize;
 
+use neurallog_auth::TokenSettings;
+
 use crate::secret::Secret;
 
 /// Why the configuration cannot be used.
@@ -22,6 +24,49 @@ pub struct ConfigError(pub String);
 
 fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError(format!("invalid {key} '{value}': expected {allowed}"))
+}
+
+/// Token settings holding secrets, which also accept `NAME_FILE`.
+const TOKEN_SECRETS: [&str; 3] = ["JWT_SECRET", "JWT_PUBLIC_KEY", "OAUTH2_CLIENT_SECRET"];
+
+/// Reads the token settings: each variable from the environment (secrets also from
+/// `NAME_FILE`), else from the file's `[tokens]` table.
+fn token_settings(
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&BTreeMap<String, String>>,
+) -> Result<Option<TokenSettings>, ConfigError> {
+    let empty = BTreeMap::new();
+    let file = file.unwrap_or(&empty);
+    if let Some(unknown) = file
+        .keys()
+        .find(|k| !token_vars().any(|v| v.eq_ignore_ascii_case(k)))
+    {
+        return Err(ConfigError(format!(
+            "unknown config key 'tokens.{unknown}': expected one of {}",
+            token_vars()
+                .map(|v| v.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut values = BTreeMap::new();
+    for var in token_vars() {
+        let from_file = file.get(&var.to_lowercase()).cloned();
+        let value = if TOKEN_SECRETS.contains(&var) {
+            secret(var, env, from_file, None)?.map(|s| s.expose().to_owned())
+        } else {
+            env(var).or(from_file)
+        };
+        if let Some(v) = value {
+            values.insert(var, v);
+        }
+    }
+    TokenSettings::from_env(&|name: &str| values.get(name).cloned())
+        .map_err(|e| ConfigError(e.to_string()))
+}
+
+fn token_vars() -> impl Iterator<Item = &'static str> {
+    neurallog_auth::settings::VARIABLES.iter().copied()
 }
 
 /// Default port of the `/metrics` listener (spec §2).
@@ -68,6 +113,8 @@ struct FileConfig {
     system_key_file: Option<String>,
     roles: Option<BTreeMap<String, FileRole>>,
     metrics_port: Option<toml::Value>,
+    /// `[tokens]`: the JWT_* / OIDC_* / OAUTH2_* settings in snake case (`jwt_algorithms`).
+    tokens: Option<BTreeMap<String, String>>,
 }
 
 /// `[roles.<name>]` in the config file: a custom role.
@@ -106,6 +153,8 @@ pub struct ServerConfig {
     /// Whether `METRICS_PORT` was given. The default port may be taken by another local
     /// server in development; only an explicit port makes a busy port a start-up error.
     pub metrics_port_explicit: bool,
+    /// Bearer-token verification (JWT, OIDC, introspection), when configured.
+    pub tokens: Option<TokenSettings>,
 }
 
 impl ServerConfig {
@@ -128,6 +177,7 @@ impl ServerConfig {
             auth_disabled: false,
             metrics_port: 0,
             metrics_port_explicit: true,
+            tokens: None,
         }
     }
 
@@ -313,6 +363,7 @@ impl ServerConfig {
             Some(v) => return Err(invalid("NEURALLOG_BENCH_DISABLE_AUTH", v, "1 or 0")),
         };
 
+        let tokens = token_settings(env, file.tokens.as_ref())?;
         let config = Self {
             bind,
             port,
@@ -330,6 +381,7 @@ impl ServerConfig {
             auth_disabled,
             metrics_port,
             metrics_port_explicit,
+            tokens,
         };
         let findings = config.insecure_settings();
         if config.mode == Mode::Production && !findings.is_empty() {
@@ -361,6 +413,13 @@ impl ServerConfig {
         if self.auth_disabled {
             out.push("NEURALLOG_BENCH_DISABLE_AUTH turns authentication off".to_owned());
         }
+        if let Some(t) = &self.tokens {
+            for (var, url) in t.insecure_urls() {
+                out.push(format!(
+                    "{var} '{url}' is plain HTTP to a host that is not loopback"
+                ));
+            }
+        }
         out
     }
 
@@ -370,7 +429,19 @@ impl ServerConfig {
             s.as_ref()
                 .map_or("(unset)".to_owned(), |_| "[redacted]".to_owned())
         };
+        let tokens = self.tokens.as_ref().map_or("(unset)".to_owned(), |t| {
+            let algs: Vec<String> = t.algorithms.iter().map(|a| format!("{a:?}")).collect();
+            let mut parts = vec![format!("algorithms={}", algs.join(","))];
+            if let Some(i) = &t.oidc_issuer {
+                parts.push(format!("oidc_issuer={i}"));
+            }
+            if let Some(u) = &t.introspection_url {
+                parts.push(format!("introspection={u}"));
+            }
+            parts.join(" ")
+        });
         BTreeMap::from([
+            ("TOKENS (JWT_*, OIDC_*, OAUTH2_*)", tokens),
             ("PORT", self.port.to_string()),
             ("METRICS_PORT", self.metrics_port.to_string()),
             ("NEURALLOG_BIND", self.bind.to_string()),

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::{AppState, app};
 use crate::audit::AuditSink;
+use crate::auth::tokens::BearerTokens;
 use crate::auth::{Authenticator, BootstrapAuth, KeyHasher, KeyStore, RoleBook};
 use crate::config::{Mode, ServerConfig};
 use crate::metrics::{self, Metrics};
@@ -113,13 +114,23 @@ async fn state(config: &ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Resu
     if config.auth_disabled {
         tracing::warn!("NEURALLOG_BENCH_DISABLE_AUTH: authentication and audit are OFF");
     }
+    let tokens = match &config.tokens {
+        None => None,
+        Some(settings) => {
+            let verifier = neurallog_auth::TokenVerifier::new(settings.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot set up token verification: {e}"))?;
+            Some(Arc::new(BearerTokens::new(verifier, config.tenant.clone()))
+                as Arc<dyn crate::auth::TokenVerifier>)
+        }
+    };
     let auth = Authenticator {
         bootstrap: Some(bootstrap),
         system,
         keys: KeyStore::new(storage.clone(), hasher),
         tenants: Tenants::new(storage.clone(), config.tenant.clone()),
         roles: RoleBook::new(config.roles.clone()),
-        tokens: None,
+        tokens,
         disabled: config.auth_disabled,
     };
     let audit = if config.auth_disabled {
