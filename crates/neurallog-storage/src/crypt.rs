@@ -141,7 +141,8 @@ impl MasterKey {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         if t.len() == 2 * KEY_LEN && t.bytes().all(|b| b.is_ascii_hexdigit()) {
             for (i, out) in key.iter_mut().enumerate() {
-                *out = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| InvalidMasterKey)?;
+                *out =
+                    u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| InvalidMasterKey)?;
             }
         } else {
             let decoded = Zeroizing::new(
@@ -447,7 +448,10 @@ mod tests {
             assert_eq!(MasterKey::parse(bad).err(), Some(InvalidMasterKey), "{bad}");
         }
         let (g, text) = MasterKey::generate();
-        assert_eq!(MasterKey::parse(&text).expect("own text").id_hex(), g.id_hex());
+        assert_eq!(
+            MasterKey::parse(&text).expect("own text").id_hex(),
+            g.id_hex()
+        );
         assert!(!format!("{g:?}").contains(text.as_str()));
     }
 
@@ -506,7 +510,10 @@ mod tests {
         let b_id = b.id();
         let k = TenantKeys::new(vec![b, a]).expect("keys");
         assert_eq!(k.current(), b_id);
-        assert_eq!(k.keys().map(|k| k.created_at()).collect::<Vec<_>>(), vec![10, 20]);
+        assert_eq!(
+            k.keys().map(|k| k.created_at()).collect::<Vec<_>>(),
+            vec![10, 20]
+        );
         assert!(TenantKeys::new(vec![]).is_none());
     }
 }

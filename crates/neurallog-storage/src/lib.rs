@@ -223,7 +223,6 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     /// Bytes the backend occupies on disk, when it can tell.
     async fn disk_usage(&self) -> Result<Option<u64>>;
-
 }
 
 /// Cuts a newest-first list that was read with one entry to spare into a page: the spare

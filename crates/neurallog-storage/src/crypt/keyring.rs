@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use neurallog_core::{TenantId, time::now_ms};
 use zeroize::Zeroizing;
 
-use super::{CONTEXT, DataKey, KEY_LEN, KeyId, MasterKey, NONCE_LEN, TAG_LEN, TenantKeys};
 use super::{Arc, TenantCipher};
+use super::{CONTEXT, DataKey, KEY_LEN, KeyId, MasterKey, NONCE_LEN, TAG_LEN, TenantKeys};
 use crate::{Result, Scope, Storage, StorageError};
 
 /// Metadata space of a tenant's wrapped data keys.
@@ -222,7 +222,11 @@ impl Keyring {
 
     /// Makes a new data key current for the tenant's new blocks; older blocks keep opening
     /// with their own keys. Returns the new key's id.
-    pub async fn rotate(&self, store: &(impl KeyStore + ?Sized), tenant: &TenantId) -> Result<KeyId> {
+    pub async fn rotate(
+        &self,
+        store: &(impl KeyStore + ?Sized),
+        tenant: &TenantId,
+    ) -> Result<KeyId> {
         let _guard = self.create.lock().await;
         let mut created = now_ms();
         // The new key must be the newest even if the clock went back.
@@ -294,10 +298,9 @@ impl Keyring {
 
     /// A key wrapped by the current master key, as stored.
     fn record(&self, tenant: &TenantId, key: &DataKey) -> Result<Vec<u8>> {
-        let wrapped = self.master.wrap(
-            &key.bytes,
-            &Self::aad(tenant, key.id, key.created_at),
-        )?;
+        let wrapped = self
+            .master
+            .wrap(&key.bytes, &Self::aad(tenant, key.id, key.created_at))?;
         let mut out = Vec::with_capacity(RECORD_LEN);
         out.push(RECORD_VERSION);
         out.extend_from_slice(&self.master.id());
@@ -308,7 +311,11 @@ impl Keyring {
 
     /// Unwraps a stored record; also says whether the previous master key wrapped it.
     fn open_record(&self, tenant: &TenantId, id: &str, record: &[u8]) -> Result<(DataKey, bool)> {
-        let damaged = || StorageError::corrupt(format!("data key record {id} of tenant {tenant} is damaged"));
+        let damaged = || {
+            StorageError::corrupt(format!(
+                "data key record {id} of tenant {tenant} is damaged"
+            ))
+        };
         let key_id = KeyId::parse(id).ok_or_else(damaged)?;
         if record.len() != RECORD_LEN || record[0] != RECORD_VERSION {
             return Err(damaged());
@@ -409,7 +416,11 @@ mod tests {
         let store = Memory::default();
         let t = TenantId::new("acme").expect("tenant");
         let ring = Keyring::new(master(1), None);
-        let first = ring.tenant_keys(&store, &t).await.expect("create").current();
+        let first = ring
+            .tenant_keys(&store, &t)
+            .await
+            .expect("create")
+            .current();
         let second = ring.rotate(&store, &t).await.expect("rotate");
         assert_ne!(first, second);
         let keys = ring.tenant_keys(&store, &t).await.expect("keys");
@@ -439,8 +450,14 @@ mod tests {
         assert_eq!((r.tenants, r.keys, r.rewrapped), (1, 1, 1));
         // Now the new key alone suffices and the key is the same one.
         let new = Keyring::new(master(2), None);
-        assert_eq!(new.check_and_rewrap(&store).await.expect("check").rewrapped, 0);
-        assert_eq!(new.tenant_keys(&store, &t).await.expect("keys").current(), id);
+        assert_eq!(
+            new.check_and_rewrap(&store).await.expect("check").rewrapped,
+            0
+        );
+        assert_eq!(
+            new.tenant_keys(&store, &t).await.expect("keys").current(),
+            id
+        );
         assert!(old.check_and_rewrap(&store).await.is_err());
     }
 
@@ -452,7 +469,11 @@ mod tests {
             TenantId::new("b").expect("tenant"),
         );
         let ring = Keyring::new(master(1), None);
-        let id = ring.tenant_keys(&store, &a).await.expect("create").current();
+        let id = ring
+            .tenant_keys(&store, &a)
+            .await
+            .expect("create")
+            .current();
         let record = store.load_keys(&a).await.expect("load").remove(0).1;
         // The record of tenant a, planted as tenant b's key.
         store

@@ -413,6 +413,10 @@ fn flush_block(
     let Some(last) = b.last_id() else {
         return Ok(());
     };
-    batch.insert(&tree.blocks, keys::block_key(prefix, last), b.encode(cipher)?);
+    batch.insert(
+        &tree.blocks,
+        keys::block_key(prefix, last),
+        b.encode(cipher)?,
+    );
     Ok(())
 }

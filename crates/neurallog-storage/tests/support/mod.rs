@@ -12,8 +12,8 @@ use neurallog_core::{
     ingest::NewEvent,
     query::{ReadQuery, SearchQuery},
 };
-pub use neurallog_storage::redis::testing::{RedisServer, redis_available};
 use neurallog_storage::crypt::{Encryption, Keyring, MasterKey};
+pub use neurallog_storage::redis::testing::{RedisServer, redis_available};
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
 use neurallog_storage::{LogSummary, Page, Result, Scope, Storage};
 
@@ -97,10 +97,8 @@ impl ServedStore {
             Mode::Encrypted => {
                 let server = RedisServer::start(&[]);
                 let mut opts = RedisOptions::new(server.url());
-                opts.encryption = Encryption::On(Arc::new(Keyring::new(
-                    MasterKey::generate().0,
-                    None,
-                )));
+                opts.encryption =
+                    Encryption::On(Arc::new(Keyring::new(MasterKey::generate().0, None)));
                 Self::connect(server, opts).await
             }
             Mode::Tls => {
