@@ -23,6 +23,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub auth: Arc<BootstrapAuth>,
     pub limits: Arc<Limits>,
+    /// The tenants' data keys; `None` only when encryption was disabled for a benchmark.
+    pub keyring: Option<Arc<neurallog_storage::crypt::Keyring>>,
 }
 
 /// Builds the router (tests call it without a socket).
@@ -46,6 +48,11 @@ pub fn app(state: AppState) -> Router {
             get(routes::logs::get_entry).delete(routes::logs::delete_entry),
         )
         .route("/search", get(routes::search::search))
+        .route("/api/encryption", get(routes::encryption::status))
+        .route(
+            "/api/encryption/rotate",
+            axum::routing::post(routes::encryption::rotate),
+        )
         .route("/statistics", get(routes::stats::statistics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::map_response(json_method_not_allowed))

@@ -60,6 +60,10 @@ struct FileConfig {
     max_body_bytes: Option<toml::Value>,
     max_batch_events: Option<toml::Value>,
     max_event_bytes: Option<toml::Value>,
+    master_key: Option<String>,
+    master_key_file: Option<String>,
+    master_key_previous: Option<String>,
+    master_key_previous_file: Option<String>,
 }
 
 /// The resolved configuration of `neurallog serve`.
@@ -79,6 +83,14 @@ pub struct ServerConfig {
     pub redis_password: Option<Secret>,
     pub redis_ca_cert: Option<PathBuf>,
     pub limits: Limits,
+    /// Encryption at rest: the master key wrapping every data key (a development server
+    /// without one generates `master.key` in the data directory), and during a master key
+    /// rotation the previous one.
+    pub master_key: Option<Secret>,
+    pub master_key_previous: Option<Secret>,
+    /// `NEURALLOG_UNSAFE_DISABLE_ENCRYPTION=1`: stores events unencrypted, for measuring
+    /// encryption's cost only; refused in production.
+    pub unsafe_disable_encryption: bool,
 }
 
 impl ServerConfig {
@@ -96,6 +108,9 @@ impl ServerConfig {
             redis_password: None,
             redis_ca_cert: None,
             limits: Limits::default(),
+            master_key: None,
+            master_key_previous: None,
+            unsafe_disable_encryption: false,
         }
     }
 
@@ -249,7 +264,35 @@ impl ServerConfig {
             ..defaults
         };
 
+        let master_key = master_key_setting(
+            "NEURALLOG_MASTER_KEY",
+            env,
+            file.master_key.clone(),
+            file.master_key_file.clone(),
+        )?;
+        let master_key_previous = master_key_setting(
+            "NEURALLOG_MASTER_KEY_PREVIOUS",
+            env,
+            file.master_key_previous.clone(),
+            file.master_key_previous_file.clone(),
+        )?;
+        let unsafe_disable_encryption = match env("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION").as_deref()
+        {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "NEURALLOG_UNSAFE_DISABLE_ENCRYPTION",
+                    other,
+                    "1 or 0",
+                ));
+            }
+        };
+
         let config = Self {
+            master_key,
+            master_key_previous,
+            unsafe_disable_encryption,
             bind,
             port,
             data_dir,
@@ -282,6 +325,15 @@ impl ServerConfig {
             }
             Some(_) => {}
         }
+        if self.master_key.is_none() {
+            out.push(
+                "NEURALLOG_MASTER_KEY is not set (a key file is generated in the data directory)"
+                    .to_owned(),
+            );
+        }
+        if self.unsafe_disable_encryption {
+            out.push("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION stores events unencrypted".to_owned());
+        }
         out
     }
 
@@ -306,6 +358,11 @@ impl ServerConfig {
             ("API_KEY", opt(&self.api_key)),
             ("REDIS_URL", opt(&self.redis_url)),
             ("REDIS_PASSWORD", opt(&self.redis_password)),
+            ("NEURALLOG_MASTER_KEY", opt(&self.master_key)),
+            (
+                "NEURALLOG_MASTER_KEY_PREVIOUS",
+                opt(&self.master_key_previous),
+            ),
             (
                 "REDIS_CA_CERT",
                 self.redis_ca_cert
@@ -358,6 +415,22 @@ fn secret(
             (None, None) => Ok(None),
         },
     }
+}
+
+/// A master key secret, checked to be 32 bytes (hex or base64) without echoing it.
+fn master_key_setting(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    file_value: Option<String>,
+    file_path: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    let key = secret(name, env, file_value, file_path)?;
+    if let Some(k) = &key
+        && let Err(e) = neurallog_storage::crypt::MasterKey::parse(k.expose())
+    {
+        return Err(ConfigError(format!("invalid {name}: {e}")));
+    }
+    Ok(key)
 }
 
 fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
@@ -507,12 +580,57 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("shorter than 32"), "{}", e.0);
         let strong = "k".repeat(40);
+        let master = "ab".repeat(32);
+        let e = resolve(
+            &[("NODE_ENV", "production"), ("API_KEY", &strong)],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("NEURALLOG_MASTER_KEY is not set"), "{}", e.0);
+        let prod = [
+            ("NODE_ENV", "production"),
+            ("API_KEY", strong.as_str()),
+            ("NEURALLOG_MASTER_KEY", master.as_str()),
+        ];
+        assert!(resolve(&prod, Flags::default()).is_ok());
+        let mut unsafe_prod = prod.to_vec();
+        unsafe_prod.push(("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "1"));
+        let e = resolve(&unsafe_prod, Flags::default()).unwrap_err();
+        assert!(e.0.contains("unencrypted"), "{}", e.0);
+    }
+
+    #[test]
+    fn master_keys_are_checked_and_never_echoed() {
+        let hex = "0f".repeat(32);
+        let c = resolve(&[("NEURALLOG_MASTER_KEY", &hex)], Flags::default()).unwrap();
+        assert_eq!(c.master_key.as_ref().unwrap().expose(), hex);
+        assert!(!format!("{c:?}{:?}", c.redacted()).contains(&hex));
+        let bad = "not-a-key-but-a-secret-anyway";
+        let e = resolve(&[("NEURALLOG_MASTER_KEY_PREVIOUS", bad)], Flags::default()).unwrap_err();
         assert!(
-            resolve(
-                &[("NODE_ENV", "production"), ("API_KEY", &strong)],
-                Flags::default()
-            )
-            .is_ok()
+            e.0.starts_with("invalid NEURALLOG_MASTER_KEY_PREVIOUS"),
+            "{}",
+            e.0
+        );
+        assert!(!e.0.contains(bad));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("mk");
+        std::fs::write(&f, format!("{hex}\n")).unwrap();
+        let c = resolve(
+            &[("NEURALLOG_MASTER_KEY_FILE", f.to_str().unwrap())],
+            Flags::default(),
+        )
+        .unwrap();
+        assert!(c.master_key.is_some());
+        let e = resolve(
+            &[("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "yes")],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION"),
+            "{}",
+            e.0
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource, and the parameter parsing they share.
 
+pub mod encryption;
 pub mod logs;
 pub mod meta;
 pub mod search;
