@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use generate::Source;
 
 /// Benchmark options.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
     /// Target a running server instead of starting one (needs --api-key).
     #[arg(long)]
@@ -84,6 +84,12 @@ struct Target {
 }
 
 async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
+    start_target_with(args, false).await
+}
+
+/// Starts the target; `unencrypted` sets the benchmark-only switch that stores events without
+/// encryption (to measure what encryption at rest costs).
+async fn start_target_with(args: &BenchArgs, unencrypted: bool) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
         let key = args
             .api_key
@@ -115,7 +121,8 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
         .env("NEURALLOG_DATA_DIR", &dir)
         .env("API_KEY", &key)
         .env("LOG_LEVEL", "warn")
-        .envs(args.redis.iter().map(|url| ("REDIS_URL", url)))
+        .envs(args.redis.iter().map(|url| ("REDIS_URL", url.as_str())))
+        .envs(unencrypted.then_some(("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "1")))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -132,6 +139,48 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
         data_dir: Some(dir),
         _temp: temp,
     })
+}
+
+/// Events of each run of the encryption comparison (at most `--events`).
+const OVERHEAD_EVENTS: u64 = 500_000;
+
+/// Ingest and full-scan rates of a fresh embedded server with encryption at rest on and off
+/// (the `security_overhead.encryption` entry). `None` against `--url` or `--redis`, where the
+/// bench does not control the server's settings or storage.
+async fn encryption_overhead(
+    args: &BenchArgs,
+    source: Arc<Source>,
+) -> anyhow::Result<Option<Value>> {
+    if args.url.is_some() || args.redis.is_some() {
+        return Ok(None);
+    }
+    let mut short = args.clone();
+    short.events = args.events.min(OVERHEAD_EVENTS);
+    short.duration = None;
+    short.data_dir = None;
+    let mut rates = Vec::new();
+    for unencrypted in [false, true] {
+        let mut target = start_target_with(&short, unencrypted).await?;
+        let ing = ingest(&target.client, source.clone(), &short).await?;
+        let scan_s = full_scan(&target.client).await?;
+        rates.push((
+            ing.events as f64 / ing.seconds,
+            ing.raw_bytes as f64 / 1e6 / scan_s,
+        ));
+        if let Some(child) = target.child.as_mut() {
+            let _ = child.kill().await;
+        }
+    }
+    let ((ingest_on, scan_on), (ingest_off, scan_off)) = (rates[0], rates[1]);
+    Ok(Some(json!({
+        "events": short.events,
+        "ingest_events_per_sec_on": ingest_on,
+        "ingest_events_per_sec_off": ingest_off,
+        "ingest_ratio": ingest_on / ingest_off,
+        "scan_mb_per_sec_on": scan_on,
+        "scan_mb_per_sec_off": scan_off,
+        "scan_ratio": scan_on / scan_off,
+    })))
 }
 
 /// Peak resident memory of a process, from /proc (Linux).
@@ -464,6 +513,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ceiling = redis_ceiling(url, args.event_size);
     }
 
+    say("comparing ingest and scan with encryption at rest on and off…");
+    let mut overhead = serde_json::Map::new();
+    if let Some(enc) = encryption_overhead(&args, source.clone()).await? {
+        overhead.insert("encryption".into(), enc);
+    }
+
     let mb = |b: u64| b as f64 / 1e6;
     let raw_total = ing.raw_bytes + single_raw;
     let report = json!({
@@ -476,7 +531,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "disk_ratio": disk.map(|d| raw_total as f64 / d.max(1) as f64),
         "disk_bytes": disk,
         "raw_bytes": raw_total,
-        "security_overhead": Value::Null,
+        "security_overhead": Value::Object(overhead),
         "compare_append_rps": append_rps,
         "compare_newest100_rps": read_rps,
         "compare_search_rps": search_rps,
@@ -486,7 +541,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "events": ing.events, "event_size": args.event_size, "batch": args.batch,
             "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
             "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
-            "auth": "api-key", "encryption": false, "tls": false, "machine": machine(),
+            "auth": "api-key", "encryption": args.url.is_none(), "tls": false, "machine": machine(),
             "storage": if args.redis.is_some() { "redis" } else { "embedded" },
         },
     });
