@@ -49,6 +49,15 @@ pub const ALGORITHM: &str = "AES-256-GCM";
 /// sealed object, so it only changes with the format.
 const CONTEXT: &[u8] = b"neurallog:v1\0";
 
+/// Start of the error of a block sealed with a key this server does not know (yet).
+const UNKNOWN_KEY: &str = "block is sealed with unknown data key";
+
+/// Whether `e` says a block was sealed with a data key missing from the cached key set: a
+/// key another replica created since this one last read the tenant's keys, or a forgery.
+pub fn is_unknown_key(e: &StorageError) -> bool {
+    e.kind == crate::ErrorKind::Corrupt && e.message.starts_with(UNKNOWN_KEY)
+}
+
 /// Whether a backend encrypts what it stores.
 #[derive(Clone, Debug, Default)]
 pub enum Encryption {
@@ -327,6 +336,14 @@ impl TenantCipher {
         }
     }
 
+    /// Whether `other` holds a different key set (a reload brought something new).
+    pub fn keys_differ(&self, other: &TenantCipher) -> bool {
+        match (&self.keys, &other.keys) {
+            (Some(a), Some(b)) => a.keys.len() != b.keys.len() || a.current != b.current,
+            (a, b) => a.is_some() != b.is_some(),
+        }
+    }
+
     /// The cipher of one of the tenant's logs.
     pub fn log(&self, log: &LogName) -> LogCipher<'_> {
         let mut context = Vec::with_capacity(CONTEXT.len() + 80);
@@ -402,9 +419,9 @@ impl LogCipher<'_> {
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(&bytes[head_len..head_len + KEY_ID_LEN]);
         let id = KeyId(u64::from_be_bytes(id));
-        let key = keys.get(id).ok_or_else(|| {
-            StorageError::corrupt(format!("block is sealed with unknown data key {id}"))
-        })?;
+        let key = keys
+            .get(id)
+            .ok_or_else(|| StorageError::corrupt(format!("{UNKNOWN_KEY} {id}")))?;
         let aad = self.aad(&bytes[..head_len + KEY_ID_LEN]);
         let nonce = &bytes[head_len + KEY_ID_LEN..fixed];
         let (ct, tag) = bytes[fixed..].split_at(bytes.len() - fixed - TAG_LEN);

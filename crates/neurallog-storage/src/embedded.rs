@@ -303,6 +303,7 @@ fn block_holding(
 /// Walks a log's blocks newest first, from the block that may hold ids just below `before`,
 /// handing each block that overlaps `range` to `visit` with the number of its entries below
 /// `before`. `visit` returns `false` to stop.
+#[allow(clippy::too_many_arguments)] // private; the cipher joined the walk's parameters
 fn walk_newest_first(
     tree: &Tree,
     tenant: &TenantId,
@@ -339,6 +340,7 @@ fn walk_newest_first(
 /// Up to `limit + 1` entries of one log, newest first, below `before` and inside `range`;
 /// all of them (a read, which fills the block cache) or those `matcher` accepts (a search,
 /// which does not).
+#[allow(clippy::too_many_arguments)] // private; the cipher joined the read's parameters
 fn collect_newest(
     tree: &Tree,
     tenant: &TenantId,

@@ -222,6 +222,22 @@ impl RedisStorage {
         }
     }
 
+    /// After a read failed on a block sealed with a key this replica does not know: the
+    /// tenant's keys read again (another replica may have created or rotated one), to retry
+    /// once with. `None` when retrying cannot help.
+    async fn cipher_after(
+        &self,
+        tenant: &TenantId,
+        e: &StorageError,
+    ) -> Result<Option<TenantCipher>> {
+        match &self.shared.encryption {
+            Encryption::On(ring) if crate::crypt::is_unknown_key(e) => {
+                Ok(Some(ring.reload(self, tenant).await?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// `host:port db N` of the server (no credentials), for logs.
     pub fn target(&self) -> &str {
         &self.shared.conn.target
@@ -531,6 +547,7 @@ fn collect(
 
 impl RedisStorage {
     /// Newest-first entries of one log, at most `want`, optionally matching a search.
+    #[allow(clippy::too_many_arguments)] // private; the cipher joined the scan's parameters
     async fn scan_log(
         &self,
         tenant: &TenantId,
@@ -666,17 +683,35 @@ impl Storage for RedisStorage {
     }
 
     async fn read(&self, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page> {
-        let cipher = self.cipher(tenant).await?;
-        let entries = self
-            .scan_log(tenant, log, q.before, q.range, None, q.limit + 1, &cipher)
-            .await?;
+        let mut cipher = self.cipher(tenant).await?;
+        let entries = loop {
+            match self
+                .scan_log(tenant, log, q.before, q.range, None, q.limit + 1, &cipher)
+                .await
+            {
+                Err(e) => match self.cipher_after(tenant, &e).await? {
+                    Some(c) if c.keys_differ(&cipher) => cipher = c,
+                    _ => return Err(e),
+                },
+                Ok(entries) => break entries,
+            }
+        };
         Ok(crate::paginate(entries, q.limit))
     }
 
     async fn get(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<Option<Entry>> {
-        let cipher = self.cipher(tenant).await?;
+        let mut cipher = self.cipher(tenant).await?;
         let lk = self.shared.tenant(tenant).log(log);
-        let Some((_, _, b)) = self.block_holding(&lk, id, log, &cipher).await? else {
+        let found = loop {
+            match self.block_holding(&lk, id, log, &cipher).await {
+                Err(e) => match self.cipher_after(tenant, &e).await? {
+                    Some(c) if c.keys_differ(&cipher) => cipher = c,
+                    _ => return Err(e),
+                },
+                Ok(found) => break found,
+            }
+        };
+        let Some((_, _, b)) = found else {
             return Ok(None);
         };
         b.find(id).map(|i| b.entry(i, log)).transpose()

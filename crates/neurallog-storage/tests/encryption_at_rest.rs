@@ -349,6 +349,21 @@ async fn replicas_share_keys_and_master_key_rotation_rewraps() {
     // A second replica with the same master key reads what the first wrote.
     let b = redis_store(&server, ring(1)).await;
     assert_eq!(read_ok(&b, "other", "a").await, 1);
+    // The first replica rotates the tenant's key and writes with it: the second, whose
+    // cached keys predate the rotation, still reads the new block at once.
+    let Encryption::On(ring_a) = ring(1) else {
+        unreachable!()
+    };
+    let a2 = redis_store(&server, Encryption::On(ring_a.clone())).await;
+    ring_a.rotate(&a2, &tenant("other")).await.expect("rotate");
+    a2.append(
+        &tenant("other"),
+        &log("a"),
+        vec![event(json!({"n": 2}), None)],
+    )
+    .await
+    .expect("append");
+    assert_eq!(read_ok(&b, "other", "a").await, 2);
 
     // A replica with another master key is refused at the start-up check.
     let wrong = Arc::new(Keyring::new(MasterKey::from_bytes(&[2; 32]), None));
@@ -369,7 +384,7 @@ async fn replicas_share_keys_and_master_key_rotation_rewraps() {
     ));
     let plain = redis_store(&server, Encryption::Off).await;
     let report = rotating.check_and_rewrap(&plain).await.expect("rewrap");
-    assert_eq!((report.tenants, report.keys, report.rewrapped), (2, 2, 2));
+    assert_eq!((report.tenants, report.keys, report.rewrapped), (2, 3, 3));
     // ... after which the new key alone reads everything, and the old one no longer does.
     let new_only = Arc::new(Keyring::new(MasterKey::from_bytes(&[2; 32]), None));
     assert_eq!(

@@ -165,6 +165,26 @@ impl Keyring {
         }
     }
 
+    /// Reads a tenant's keys again now (a block named a key this replica does not have).
+    pub async fn reload(
+        &self,
+        store: &(impl KeyStore + ?Sized),
+        tenant: &TenantId,
+    ) -> Result<TenantCipher> {
+        let keys = {
+            let _guard = self.create.lock().await;
+            self.load(store, tenant).await?
+        };
+        match keys {
+            Some(keys) => {
+                let keys = Arc::new(keys);
+                self.remember(tenant, keys.clone());
+                Ok(TenantCipher::sealed(tenant, keys))
+            }
+            None => self.cipher(store, tenant).await,
+        }
+    }
+
     /// Drops a tenant's cached keys (after its data and keys were deleted).
     pub fn forget(&self, tenant: &TenantId) {
         if let Ok(mut cache) = self.cache.write() {
