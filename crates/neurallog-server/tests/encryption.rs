@@ -211,3 +211,46 @@ async fn damaged_block_is_storage_corrupt_without_detail() {
     assert_eq!(page["entries"][0]["data"]["secret"], "s3cr3t-payload");
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_api_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(dir.path(), None))
+        .await
+        .expect("start");
+    // A wrong method gets the JSON 405; a body (even hostile) is ignored by rotate.
+    let (s, body) = call(&server, Method::DELETE, "/api/encryption", None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let (s, body) = call(
+        &server,
+        Method::POST,
+        "/api/encryption/rotate",
+        Some(json!({"tenant": "other", "key": "00"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, st) = call(&server, Method::GET, "/api/encryption", None).await;
+    assert_eq!(st["key_id"], body["key_id"]);
+    server.shutdown().await.expect("shutdown");
+
+    // With encryption disabled (benchmarks only): the status says so and rotation is refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path(), None);
+    c.unsafe_disable_encryption = true;
+    let server = Server::start(c).await.expect("start");
+    assert!(!dir.path().join("master.key").exists());
+    let (s, st) = call(&server, Method::GET, "/api/encryption", None).await;
+    assert_eq!(
+        (s, st["status"].as_str()),
+        (StatusCode::OK, Some("disabled"))
+    );
+    let (s, body) = call(&server, Method::POST, "/api/encryption/rotate", None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("encryption_disabled"))
+    );
+    server.shutdown().await.expect("shutdown");
+}
