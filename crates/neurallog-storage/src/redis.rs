@@ -718,11 +718,21 @@ impl Storage for RedisStorage {
     }
 
     async fn delete_entry(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<bool> {
-        let cipher = self.cipher(tenant).await?;
+        let mut cipher = self.cipher(tenant).await?;
         let keys = self.shared.tenant(tenant);
         let lk = keys.log(log);
         for _ in 0..MAX_RESTARTS {
-            let Some((raw, _, block)) = self.block_holding(&lk, id, log, &cipher).await? else {
+            let held = match self.block_holding(&lk, id, log, &cipher).await {
+                Err(e) => match self.cipher_after(tenant, &e).await? {
+                    Some(c) if c.keys_differ(&cipher) => {
+                        cipher = c;
+                        continue;
+                    }
+                    _ => return Err(e),
+                },
+                Ok(held) => held,
+            };
+            let Some((raw, _, block)) = held else {
                 return Ok(false);
             };
             let Some(pos) = block.find(id) else {
@@ -781,20 +791,22 @@ impl Storage for RedisStorage {
             LogScope::One(l) => vec![l.clone()],
             LogScope::All => self.list(tenant).await?,
         };
-        let cipher = self.cipher(tenant).await?;
+        let mut cipher = self.cipher(tenant).await?;
         let mut all = Vec::new();
         for log in &logs {
-            let found = self
-                .scan_log(
-                    tenant,
-                    log,
-                    q.before,
-                    q.range,
-                    Some(&q.matcher),
-                    q.limit + 1,
-                    &cipher,
-                )
-                .await?;
+            let (m, want) = (Some(&q.matcher), q.limit + 1);
+            let found = loop {
+                match self
+                    .scan_log(tenant, log, q.before, q.range, m, want, &cipher)
+                    .await
+                {
+                    Err(e) => match self.cipher_after(tenant, &e).await? {
+                        Some(c) if c.keys_differ(&cipher) => cipher = c,
+                        _ => return Err(e),
+                    },
+                    Ok(found) => break found,
+                }
+            };
             all.extend(found);
         }
         all.sort_by_key(|e| std::cmp::Reverse(e.id));
