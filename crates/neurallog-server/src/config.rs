@@ -109,6 +109,10 @@ struct FileConfig {
     max_body_bytes: Option<toml::Value>,
     max_batch_events: Option<toml::Value>,
     max_event_bytes: Option<toml::Value>,
+    master_key: Option<String>,
+    master_key_file: Option<String>,
+    master_key_previous: Option<String>,
+    master_key_previous_file: Option<String>,
     system_key: Option<String>,
     system_key_file: Option<String>,
     roles: Option<BTreeMap<String, FileRole>>,
@@ -141,6 +145,14 @@ pub struct ServerConfig {
     pub redis_password: Option<Secret>,
     pub redis_ca_cert: Option<PathBuf>,
     pub limits: Limits,
+    /// Encryption at rest: the master key wrapping every data key (a development server
+    /// without one generates `master.key` in the data directory), and during a master key
+    /// rotation the previous one.
+    pub master_key: Option<Secret>,
+    pub master_key_previous: Option<Secret>,
+    /// `NEURALLOG_UNSAFE_DISABLE_ENCRYPTION=1`: stores events unencrypted, for measuring
+    /// encryption's cost only; refused in production.
+    pub unsafe_disable_encryption: bool,
     /// Bootstrap system key (manages tenants); never generated.
     pub system_key: Option<Secret>,
     /// Custom roles of the config file: name → permissions.
@@ -172,6 +184,9 @@ impl ServerConfig {
             redis_password: None,
             redis_ca_cert: None,
             limits: Limits::default(),
+            master_key: None,
+            master_key_previous: None,
+            unsafe_disable_encryption: false,
             system_key: None,
             roles: BTreeMap::new(),
             auth_disabled: false,
@@ -344,6 +359,30 @@ impl ServerConfig {
             ..defaults
         };
 
+        let master_key = master_key_setting(
+            "NEURALLOG_MASTER_KEY",
+            env,
+            file.master_key.clone(),
+            file.master_key_file.clone(),
+        )?;
+        let master_key_previous = master_key_setting(
+            "NEURALLOG_MASTER_KEY_PREVIOUS",
+            env,
+            file.master_key_previous.clone(),
+            file.master_key_previous_file.clone(),
+        )?;
+        let unsafe_disable_encryption = match env("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION").as_deref()
+        {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "NEURALLOG_UNSAFE_DISABLE_ENCRYPTION",
+                    other,
+                    "1 or 0",
+                ));
+            }
+        };
         let system_key = secret(
             "NEURALLOG_SYSTEM_KEY",
             env,
@@ -365,6 +404,9 @@ impl ServerConfig {
 
         let tokens = token_settings(env, file.tokens.as_ref())?;
         let config = Self {
+            master_key,
+            master_key_previous,
+            unsafe_disable_encryption,
             bind,
             port,
             data_dir,
@@ -402,6 +444,15 @@ impl ServerConfig {
                 out.push("API_KEY is shorter than 32 characters".to_owned())
             }
             Some(_) => {}
+        }
+        if self.master_key.is_none() {
+            out.push(
+                "NEURALLOG_MASTER_KEY is not set (a key file is generated in the data directory)"
+                    .to_owned(),
+            );
+        }
+        if self.unsafe_disable_encryption {
+            out.push("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION stores events unencrypted".to_owned());
         }
         if self
             .system_key
@@ -458,6 +509,11 @@ impl ServerConfig {
             ("NEURALLOG_SYSTEM_KEY", opt(&self.system_key)),
             ("REDIS_URL", opt(&self.redis_url)),
             ("REDIS_PASSWORD", opt(&self.redis_password)),
+            ("NEURALLOG_MASTER_KEY", opt(&self.master_key)),
+            (
+                "NEURALLOG_MASTER_KEY_PREVIOUS",
+                opt(&self.master_key_previous),
+            ),
             (
                 "REDIS_CA_CERT",
                 self.redis_ca_cert
@@ -543,6 +599,22 @@ fn secret(
             (None, None) => Ok(None),
         },
     }
+}
+
+/// A master key secret, checked to be 32 bytes (hex or base64) without echoing it.
+fn master_key_setting(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    file_value: Option<String>,
+    file_path: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    let key = secret(name, env, file_value, file_path)?;
+    if let Some(k) = &key
+        && let Err(e) = neurallog_storage::crypt::MasterKey::parse(k.expose())
+    {
+        return Err(ConfigError(format!("invalid {name}: {e}")));
+    }
+    Ok(key)
 }
 
 fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
@@ -733,12 +805,57 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("shorter than 32"), "{}", e.0);
         let strong = "k".repeat(40);
+        let master = "ab".repeat(32);
+        let e = resolve(
+            &[("NODE_ENV", "production"), ("API_KEY", &strong)],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("NEURALLOG_MASTER_KEY is not set"), "{}", e.0);
+        let prod = [
+            ("NODE_ENV", "production"),
+            ("API_KEY", strong.as_str()),
+            ("NEURALLOG_MASTER_KEY", master.as_str()),
+        ];
+        assert!(resolve(&prod, Flags::default()).is_ok());
+        let mut unsafe_prod = prod.to_vec();
+        unsafe_prod.push(("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "1"));
+        let e = resolve(&unsafe_prod, Flags::default()).unwrap_err();
+        assert!(e.0.contains("unencrypted"), "{}", e.0);
+    }
+
+    #[test]
+    fn master_keys_are_checked_and_never_echoed() {
+        let hex = "0f".repeat(32);
+        let c = resolve(&[("NEURALLOG_MASTER_KEY", &hex)], Flags::default()).unwrap();
+        assert_eq!(c.master_key.as_ref().unwrap().expose(), hex);
+        assert!(!format!("{c:?}{:?}", c.redacted()).contains(&hex));
+        let bad = "not-a-key-but-a-secret-anyway";
+        let e = resolve(&[("NEURALLOG_MASTER_KEY_PREVIOUS", bad)], Flags::default()).unwrap_err();
         assert!(
-            resolve(
-                &[("NODE_ENV", "production"), ("API_KEY", &strong)],
-                Flags::default()
-            )
-            .is_ok()
+            e.0.starts_with("invalid NEURALLOG_MASTER_KEY_PREVIOUS"),
+            "{}",
+            e.0
+        );
+        assert!(!e.0.contains(bad));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("mk");
+        std::fs::write(&f, format!("{hex}\n")).unwrap();
+        let c = resolve(
+            &[("NEURALLOG_MASTER_KEY_FILE", f.to_str().unwrap())],
+            Flags::default(),
+        )
+        .unwrap();
+        assert!(c.master_key.is_some());
+        let e = resolve(
+            &[("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "yes")],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION"),
+            "{}",
+            e.0
         );
     }
 }
