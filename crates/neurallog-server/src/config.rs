@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use neurallog_core::{TenantId, ingest::Limits};
 use serde::Deserialize;
 
+use crate::rotation::LiveSecrets;
 use crate::secret::Secret;
 
 /// Why the configuration cannot be used.
@@ -60,6 +61,22 @@ struct FileConfig {
     max_body_bytes: Option<toml::Value>,
     max_batch_events: Option<toml::Value>,
     max_event_bytes: Option<toml::Value>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_key_file: Option<String>,
+    tls_client_ca: Option<String>,
+    tls_proxy: Option<toml::Value>,
+}
+
+/// HTTPS settings (spec §6.1): each value is a path or inline PEM.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// `TLS_CERT`: the certificate chain, leaf first.
+    pub cert: String,
+    /// `TLS_KEY` or `TLS_KEY_FILE`: the private key.
+    pub key: Secret,
+    /// `TLS_CLIENT_CA`: when set, clients must present a certificate issued by this CA.
+    pub client_ca: Option<String>,
 }
 
 /// The resolved configuration of `neurallog serve`.
@@ -79,6 +96,13 @@ pub struct ServerConfig {
     pub redis_password: Option<Secret>,
     pub redis_ca_cert: Option<PathBuf>,
     pub limits: Limits,
+    /// HTTPS; plain HTTP when `None`.
+    pub tls: Option<TlsSettings>,
+    /// `NEURALLOG_TLS_PROXY`: a TLS-terminating proxy sits in front (production accepts
+    /// plain HTTP then).
+    pub tls_proxy: bool,
+    /// Secrets that rotate while the server runs (those read from Vault).
+    pub live: LiveSecrets,
 }
 
 impl ServerConfig {
@@ -96,7 +120,28 @@ impl ServerConfig {
             redis_password: None,
             redis_ca_cert: None,
             limits: Limits::default(),
+            tls: None,
+            tls_proxy: false,
+            live: LiveSecrets::default(),
         }
+    }
+
+    /// Resolves like [`ServerConfig::resolve`] from the variables `vars`, after replacing
+    /// every `vault:` reference among them by the secret it names.
+    pub async fn resolve_with_secrets(
+        flags: &Flags,
+        vars: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let (overlay, live) = crate::rotation::resolve_references(vars).await?;
+        let env = |name: &str| {
+            overlay
+                .get(name)
+                .cloned()
+                .or_else(|| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        };
+        let mut config = Self::resolve(flags, &env)?;
+        config.live = live;
+        Ok(config)
     }
 
     /// Resolves the configuration from flags, the environment (through `env`) and the file.
@@ -213,6 +258,8 @@ impl ServerConfig {
             .or(file.redis_ca_cert.clone())
             .map(PathBuf::from);
 
+        let (tls, tls_proxy) = tls_settings(env, &file)?;
+
         let defaults = Limits::default();
         let size = |var: &str,
                     file: Option<String>,
@@ -261,6 +308,9 @@ impl ServerConfig {
             redis_password,
             redis_ca_cert,
             limits,
+            tls,
+            tls_proxy,
+            live: LiveSecrets::default(),
         };
         let findings = config.insecure_settings();
         if config.mode == Mode::Production && !findings.is_empty() {
@@ -282,6 +332,15 @@ impl ServerConfig {
             }
             Some(_) => {}
         }
+        // On a development machine plain HTTP on loopback is fine; anywhere else it is not.
+        let exposed = self.mode == Mode::Production || !self.bind.is_loopback();
+        if self.tls.is_none() && !self.tls_proxy && exposed {
+            out.push(
+                "TLS is off (set TLS_CERT and TLS_KEY, or NEURALLOG_TLS_PROXY=true when a \
+                 TLS-terminating proxy is in front)"
+                    .to_owned(),
+            );
+        }
         out
     }
 
@@ -291,7 +350,20 @@ impl ServerConfig {
             s.as_ref()
                 .map_or("(unset)".to_owned(), |_| "[redacted]".to_owned())
         };
-        BTreeMap::from([
+        let tls = self.tls.as_ref();
+        let pem_or_path = |v: Option<&String>| match v {
+            None => "(unset)".to_owned(),
+            Some(v) if v.trim_start().starts_with("-----BEGIN") => "(inline PEM)".to_owned(),
+            Some(v) => v.clone(),
+        };
+        let mut out = BTreeMap::from([
+            ("TLS_CERT", pem_or_path(tls.map(|t| &t.cert))),
+            ("TLS_KEY", opt(&tls.map(|t| t.key.clone()))),
+            (
+                "TLS_CLIENT_CA",
+                pem_or_path(tls.and_then(|t| t.client_ca.as_ref())),
+            ),
+            ("NEURALLOG_TLS_PROXY", self.tls_proxy.to_string()),
             ("PORT", self.port.to_string()),
             ("NEURALLOG_BIND", self.bind.to_string()),
             ("NEURALLOG_DATA_DIR", self.data_dir.display().to_string()),
@@ -324,7 +396,14 @@ impl ServerConfig {
                 "NEURALLOG_MAX_EVENT_BYTES",
                 self.limits.max_event_bytes.to_string(),
             ),
-        ])
+        ]);
+        if let Some(vault) = self.live.source() {
+            out.insert("VAULT_ADDR", vault);
+            out.insert("VAULT_TOKEN", "[redacted]".into());
+            let names: Vec<&str> = self.live.names().collect();
+            out.insert("VAULT_SECRETS", names.join(", "));
+        }
+        out
     }
 }
 
@@ -340,8 +419,62 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
+/// `TLS_CERT`, `TLS_KEY` (or `TLS_KEY_FILE`, a path: the file is re-read when it changes),
+/// `TLS_CLIENT_CA` and `NEURALLOG_TLS_PROXY`.
+fn tls_settings(
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &FileConfig,
+) -> Result<(Option<TlsSettings>, bool), ConfigError> {
+    let cert = env("TLS_CERT").or(file.tls_cert.clone());
+    let key = match (env("TLS_KEY"), env("TLS_KEY_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError("set TLS_KEY or TLS_KEY_FILE, not both".into()));
+        }
+        (v, p) => v
+            .or(p)
+            .or(file.tls_key.clone())
+            .or(file.tls_key_file.clone()),
+    };
+    let client_ca = env("TLS_CLIENT_CA").or(file.tls_client_ca.clone());
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsSettings {
+            cert,
+            key: Secret::new(key),
+            client_ca,
+        }),
+        (None, None) if client_ca.is_some() => {
+            return Err(ConfigError(
+                "TLS_CLIENT_CA needs TLS_CERT and TLS_KEY (client certificates are checked \
+                 during the TLS handshake)"
+                    .into(),
+            ));
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError(
+                "TLS_CERT is set but TLS_KEY is not: set both, or neither".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError(
+                "TLS_KEY is set but TLS_CERT is not: set both, or neither".into(),
+            ));
+        }
+    };
+    let proxy_text = env("NEURALLOG_TLS_PROXY").or(file.tls_proxy.as_ref().map(|v| match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }));
+    let tls_proxy = match proxy_text.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => return Err(invalid("NEURALLOG_TLS_PROXY", other, "true or false")),
+    };
+    Ok((tls, tls_proxy))
+}
+
 /// Resolves a secret from `NAME`, `NAME_FILE`, or the file's `name` / `name_file`.
-fn secret(
+pub(crate) fn secret(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
     file_value: Option<String>,

@@ -6,6 +6,9 @@
 //! - [`error`]: [`error::ApiError`], the one error type that becomes every error response.
 //! - [`routes`]: one module per resource; [`app`] assembles them into the router.
 //! - [`openapi`]: the OpenAPI document generated from the route annotations.
+//! - [`tls`]: HTTPS with certificate reload and optional client certificates.
+//! - [`rotation`]: secrets that change while the server runs; [`vault`] reads them from
+//!   HashiCorp Vault (cargo feature `vault`).
 //! - [`run`]: binds, serves and shuts down gracefully.
 
 pub mod app;
@@ -13,9 +16,13 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod openapi;
+pub mod rotation;
 pub mod routes;
 pub mod secret;
 mod serve;
+pub mod tls;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 pub use app::{AppState, app};
 pub use config::ServerConfig;

@@ -2,7 +2,8 @@
 //!
 //! Shutdown (SIGTERM, SIGINT, or the future a caller passes) stops accepting connections,
 //! lets in-flight requests finish, then flushes storage before returning, so the process can
-//! exit 0 with nothing lost.
+//! exit 0 with nothing lost. With `TLS_CERT`/`TLS_KEY` set the same happens over HTTPS
+//! ([`crate::tls`]); a TLS problem found at start-up stops it before anything is served.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -129,13 +130,25 @@ impl Server {
         config: ServerConfig,
         external: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
+        // TLS first: a bad certificate should fail start-up before storage is opened.
+        let tls = match &config.tls {
+            Some(t) => Some(crate::tls::reload::start(crate::tls::TlsSources {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+                client_ca: t.client_ca.clone(),
+                live: config.live.clone(),
+            })?),
+            None => None,
+        };
+        let refresh = config.live.spawn_refresh();
         let state = state(&config).await?;
         let storage = state.storage.clone();
         let listener = tokio::net::TcpListener::bind((config.bind, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, backend = storage.backend(), "neurallog listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, backend = storage.backend(), "neurallog listening");
         let (stop, stopped) = oneshot::channel::<()>();
         let signal = async move {
             tokio::select! {
@@ -145,9 +158,20 @@ impl Server {
             tracing::info!("shutting down: finishing in-flight requests");
         };
         let task = tokio::spawn(async move {
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(signal)
-                .await?;
+            match tls {
+                Some((current, reload)) => {
+                    crate::tls::listener::serve(listener, app(state), current, signal).await;
+                    reload.abort();
+                }
+                None => {
+                    axum::serve(listener, app(state))
+                        .with_graceful_shutdown(signal)
+                        .await?
+                }
+            }
+            if let Some(refresh) = refresh {
+                refresh.abort();
+            }
             storage
                 .flush()
                 .await
