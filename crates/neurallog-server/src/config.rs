@@ -640,12 +640,92 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("shorter than 32"), "{}", e.0);
         let strong = "k".repeat(40);
-        assert!(
-            resolve(
-                &[("NODE_ENV", "production"), ("API_KEY", &strong)],
-                Flags::default()
-            )
-            .is_ok()
-        );
+        let e = resolve(
+            &[("NODE_ENV", "production"), ("API_KEY", &strong)],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("TLS is off"), "{}", e.0);
+        for tls in [
+            &[("NEURALLOG_TLS_PROXY", "true")][..],
+            &[("TLS_CERT", "/c.pem"), ("TLS_KEY", "/k.pem")][..],
+        ] {
+            let mut vars = vec![("NODE_ENV", "production"), ("API_KEY", strong.as_str())];
+            vars.extend_from_slice(tls);
+            assert!(resolve(&vars, Flags::default()).is_ok(), "{tls:?}");
+        }
+        // Development warns about plain HTTP only when it is reachable from elsewhere.
+        let dev = resolve(&[("API_KEY", &strong)], Flags::default()).unwrap();
+        assert!(dev.insecure_settings().is_empty());
+        let dev = resolve(
+            &[("API_KEY", &strong), ("NEURALLOG_BIND", "0.0.0.0")],
+            Flags::default(),
+        )
+        .unwrap();
+        assert!(dev.insecure_settings()[0].contains("TLS is off"));
+    }
+
+    #[test]
+    fn tls_settings_from_env_and_file() {
+        let c = resolve(
+            &[("TLS_CERT", "/c.pem"), ("TLS_KEY_FILE", "/k.pem")],
+            Flags::default(),
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!((tls.cert.as_str(), tls.key.expose()), ("/c.pem", "/k.pem"));
+        let e = resolve(&[("TLS_CERT", "/c.pem")], Flags::default()).unwrap_err();
+        assert!(e.0.starts_with("TLS_CERT is set but TLS_KEY is not"), "{}", e.0);
+        let e = resolve(&[("TLS_KEY", "/k.pem")], Flags::default()).unwrap_err();
+        assert!(e.0.starts_with("TLS_KEY is set but TLS_CERT is not"), "{}", e.0);
+        let e = resolve(&[("TLS_CLIENT_CA", "/ca.pem")], Flags::default()).unwrap_err();
+        assert!(e.0.starts_with("TLS_CLIENT_CA needs"), "{}", e.0);
+        let e = resolve(
+            &[("TLS_CERT", "/c"), ("TLS_KEY", "/k"), ("TLS_KEY_FILE", "/k")],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "set TLS_KEY or TLS_KEY_FILE, not both");
+        let e = resolve(&[("NEURALLOG_TLS_PROXY", "yes")], Flags::default()).unwrap_err();
+        assert!(e.0.contains("NEURALLOG_TLS_PROXY 'yes'"), "{}", e.0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "tls_cert = \"/f/c.pem\"\ntls_key_file = \"/f/k.pem\"\ntls_client_ca = \"/f/ca.pem\"\ntls_proxy = true\n",
+        )
+        .unwrap();
+        let c = resolve(
+            &[],
+            Flags {
+                config: Some(file),
+                ..Flags::default()
+            },
+        )
+        .unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!(tls.client_ca.as_deref(), Some("/f/ca.pem"));
+        assert!(c.tls_proxy);
+        assert_eq!(c.redacted()["TLS_CERT"], "/f/c.pem");
+        assert_eq!(c.redacted()["TLS_KEY"], "[redacted]");
+    }
+
+    #[test]
+    fn no_secret_value_appears_in_the_dump() {
+        let secrets = [
+            ("API_KEY", "sekrit-api-key-0123456789-0123456789"),
+            ("REDIS_URL", "redis://user:sekrit-redis-url-pw@h:6379"),
+            ("REDIS_PASSWORD", "sekrit-redis-password"),
+            ("TLS_CERT", "/etc/tls/c.pem"),
+            (
+                "TLS_KEY",
+                "-----BEGIN PRIVATE KEY-----\nsekrit-key-body\n-----END PRIVATE KEY-----\n",
+            ),
+        ];
+        let c = resolve(&secrets, Flags::default()).unwrap();
+        let dump = format!("{:?} {c:?}", c.redacted());
+        assert!(!dump.contains("sekrit"), "{dump}");
+        assert_eq!(c.redacted()["TLS_KEY"], "[redacted]");
     }
 }

@@ -12,6 +12,12 @@
 //!    searches, each over 64 connections for `--compare-seconds`;
 //!
 //! then stops the server gracefully and measures its peak RSS and its bytes on disk.
+//!
+//! With `--tls` the started server speaks HTTPS with a self-signed certificate made for the
+//! run, every phase above goes over TLS, and a second server without TLS repeats phases 1
+//! and 2 so that `security_overhead.tls` can compare the two.
+
+mod tls;
 
 mod generate;
 
@@ -73,6 +79,13 @@ pub struct BenchArgs {
     /// memory, and `redis-benchmark -P 64` on the same Redis gives the raw ceiling.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Serve HTTPS (a self-signed certificate made for the run) and measure TLS's cost
+    /// against a second, plain-HTTP run of the ingest and newest-100 phases.
+    #[arg(long)]
+    pub tls: bool,
+    /// How to trust a --url server over HTTPS.
+    #[command(flatten)]
+    pub trust: crate::cli::TlsArgs,
 }
 
 /// The server under test.
@@ -81,22 +94,29 @@ struct Target {
     child: Option<tokio::process::Child>,
     data_dir: Option<PathBuf>,
     _temp: Option<tempfile::TempDir>,
+    _pki: Option<tls::SelfSigned>,
 }
 
-async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
+/// Starts (or connects to) the server; `data_dir` is used instead of a temporary directory.
+async fn start_target(
+    args: &BenchArgs,
+    with_tls: bool,
+    data_dir: Option<&PathBuf>,
+) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
         let key = args
             .api_key
             .clone()
             .context("--url needs --api-key (or NEURALLOG_API_KEY)")?;
         return Ok(Target {
-            client: Client::new(url, Some(key))?,
+            client: Client::with_tls(url, Some(key), &args.trust.options()?)?,
             child: None,
             data_dir: None,
             _temp: None,
+            _pki: None,
         });
     }
-    let (temp, dir) = match &args.data_dir {
+    let (temp, dir) = match data_dir {
         Some(d) => (None, d.clone()),
         None => {
             let t = tempfile::tempdir()?;
@@ -108,6 +128,11 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
         .local_addr()?
         .port();
     let key = format!("bench-{:032x}", rand::random::<u128>());
+    let pki = if with_tls {
+        Some(tls::SelfSigned::create()?)
+    } else {
+        None
+    };
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .arg("serve")
         .env("PORT", port.to_string())
@@ -116,11 +141,19 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
         .env("API_KEY", &key)
         .env("LOG_LEVEL", "warn")
         .envs(args.redis.iter().map(|url| ("REDIS_URL", url)))
+        .envs(pki.iter().flat_map(|p| p.server_env()))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the server")?;
-    let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(key))?;
+    let client = match &pki {
+        Some(p) => Client::with_tls(
+            &format!("https://127.0.0.1:{port}"),
+            Some(key),
+            &p.client_options(),
+        )?,
+        None => Client::new(&format!("http://127.0.0.1:{port}"), Some(key))?,
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !client.ready().await.unwrap_or(false) {
         anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
@@ -131,7 +164,26 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
         child: Some(child),
         data_dir: Some(dir),
         _temp: temp,
+        _pki: pki,
     })
+}
+
+/// Stops a started server with SIGTERM (a graceful drain and flush) and returns its peak RSS
+/// measured just before.
+async fn stop(child: &mut tokio::process::Child) -> anyhow::Result<Option<f64>> {
+    let mut peak = None;
+    if let Some(pid) = child.id() {
+        peak = peak_rss_mb(pid);
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .context("the server did not stop")??;
+    anyhow::ensure!(status.success(), "the server exited with {status}");
+    Ok(peak)
 }
 
 /// Peak resident memory of a process, from /proc (Linux).
@@ -389,6 +441,22 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// Redis keeps the logs of earlier runs: start from empty ones.
+async fn empty_bench_logs(client: &Client) -> anyhow::Result<()> {
+    for log in ["bench", "bench-single"] {
+        let resp = client
+            .request(Method::DELETE, &format!("/logs/{log}"))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND,
+            "cannot empty the bench log {log}: {}",
+            resp.status()
+        );
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and prints the report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let source = Arc::new(match &args.corpus {
@@ -397,21 +465,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             size: args.event_size,
         },
     });
-    let mut target = start_target(&args).await?;
+    anyhow::ensure!(
+        !(args.tls && args.url.is_some()),
+        "--tls starts its own HTTPS server: give it without --url (use --ca-cert for an https --url)"
+    );
+    let mut target = start_target(&args, args.tls, args.data_dir.as_ref()).await?;
     let client = target.client.clone();
     if args.redis.is_some() {
-        // Redis keeps the logs of earlier runs: start from empty ones.
-        for log in ["bench", "bench-single"] {
-            let resp = client
-                .request(Method::DELETE, &format!("/logs/{log}"))
-                .send()
-                .await?;
-            anyhow::ensure!(
-                resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND,
-                "cannot empty the bench log {log}: {}",
-                resp.status()
-            );
-        }
+        empty_bench_logs(&client).await?;
     }
     let say = |s: &str| {
         if !args.json {
@@ -444,17 +505,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut peak_rss = None;
     let mut disk = None;
     if let Some(child) = target.child.as_mut() {
-        if let Some(pid) = child.id() {
-            peak_rss = peak_rss_mb(pid);
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-            .await
-            .context("the server did not stop")??;
-        anyhow::ensure!(status.success(), "the server exited with {status}");
+        peak_rss = stop(child).await?;
         disk = target.data_dir.as_deref().map(dir_bytes);
     }
     let mut ceiling = (None, None);
@@ -462,6 +513,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         say("measuring redis: dataset memory and redis-benchmark ceiling…");
         disk = redis_dataset_bytes(url).await?;
         ceiling = redis_ceiling(url, args.event_size);
+    }
+    let mut security_overhead = serde_json::Map::new();
+    if args.tls {
+        say("baseline without TLS: ingest and newest-100 reads…");
+        // A fresh directory, so that the plain run starts from the same empty store.
+        let mut plain = start_target(&args, false, None).await?;
+        if args.redis.is_some() {
+            empty_bench_logs(&plain.client).await?;
+        }
+        let plain_ing = ingest(&plain.client, source.clone(), &args).await?;
+        let (plain_p50, plain_p99) = newest_100(&plain.client, args.queries).await?;
+        if let Some(child) = plain.child.as_mut() {
+            stop(child).await?;
+        }
+        let rate = |r: &IngestResult| r.events as f64 / r.seconds;
+        security_overhead.insert(
+            "tls".into(),
+            json!({
+                "ingest_ratio": rate(&ing) / rate(&plain_ing),
+                "newest100_p50_ratio": p50 / plain_p50.max(0.001),
+                "newest100_p99_ratio": p99 / plain_p99.max(0.001),
+                "ingest_events_per_s_tls": rate(&ing),
+                "ingest_events_per_s_plain": rate(&plain_ing),
+                "newest100_p50_ms_plain": plain_p50,
+                "newest100_p99_ms_plain": plain_p99,
+            }),
+        );
     }
 
     let mb = |b: u64| b as f64 / 1e6;
@@ -476,7 +554,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "disk_ratio": disk.map(|d| raw_total as f64 / d.max(1) as f64),
         "disk_bytes": disk,
         "raw_bytes": raw_total,
-        "security_overhead": Value::Null,
+        "security_overhead": security_overhead,
         "compare_append_rps": append_rps,
         "compare_newest100_rps": read_rps,
         "compare_search_rps": search_rps,
@@ -486,7 +564,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "events": ing.events, "event_size": args.event_size, "batch": args.batch,
             "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
             "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
-            "auth": "api-key", "encryption": false, "tls": false, "machine": machine(),
+            "auth": "api-key", "encryption": false, "tls": args.tls, "machine": machine(),
             "storage": if args.redis.is_some() { "redis" } else { "embedded" },
         },
     });
@@ -562,9 +640,11 @@ fn print_table(r: &Value) {
             "ingest ≥ ½ of it (with --redis)".into(),
         ],
         vec![
-            "security overhead".into(),
-            "n/a (encryption and TLS not built yet)".into(),
-            "≤ 15 %".into(),
+            "security overhead: TLS ingest / plain ingest".into(),
+            r["security_overhead"]["tls"]["ingest_ratio"]
+                .as_f64()
+                .map_or("n/a (run with --tls)".to_owned(), |v| format!("{v:.2}×")),
+            "≥ 0.85× (≤ 15 %)".into(),
         ],
     ];
     crate::output::table(&["figure", "measured", "target (spec §9)"], rows);
