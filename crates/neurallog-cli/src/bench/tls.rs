@@ -44,7 +44,10 @@ impl SelfSigned {
 
     /// `TLS_CERT` and `TLS_KEY` for the server.
     pub fn server_env(&self) -> [(&'static str, PathBuf); 2] {
-        [("TLS_CERT", self.cert.clone()), ("TLS_KEY", self.key.clone())]
+        [
+            ("TLS_CERT", self.cert.clone()),
+            ("TLS_KEY", self.key.clone()),
+        ]
     }
 
     /// Client options that trust the run's CA.
