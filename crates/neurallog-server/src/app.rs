@@ -15,6 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::BootstrapAuth;
 use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
 use crate::routes;
 
 /// What every handler can reach.
@@ -23,6 +24,7 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub auth: Arc<BootstrapAuth>,
     pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the router (tests call it without a socket).
@@ -49,6 +51,10 @@ pub fn app(state: AppState) -> Router {
         .route("/statistics", get(routes::stats::statistics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::map_response(json_method_not_allowed))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))

@@ -24,6 +24,9 @@ fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError(format!("invalid {key} '{value}': expected {allowed}"))
 }
 
+/// Default port of the `/metrics` listener (spec §2).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+
 /// Deployment mode: production turns insecure-setting warnings into start-up errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -61,6 +64,7 @@ struct FileConfig {
     max_body_bytes: Option<toml::Value>,
     max_batch_events: Option<toml::Value>,
     max_event_bytes: Option<toml::Value>,
+    metrics_port: Option<toml::Value>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
     tls_key_file: Option<String>,
@@ -103,6 +107,11 @@ pub struct ServerConfig {
     pub tls_proxy: bool,
     /// Secrets that rotate while the server runs (those read from Vault).
     pub live: LiveSecrets,
+    /// Port of the `/metrics` listener (same bind address as the API).
+    pub metrics_port: u16,
+    /// Whether `METRICS_PORT` was given. The default port may be taken by another local
+    /// server in development; only an explicit port makes a busy port a start-up error.
+    pub metrics_port_explicit: bool,
 }
 
 impl ServerConfig {
@@ -123,6 +132,8 @@ impl ServerConfig {
             tls: None,
             tls_proxy: false,
             live: LiveSecrets::default(),
+            metrics_port: 0,
+            metrics_port_explicit: true,
         }
     }
 
@@ -172,6 +183,19 @@ impl ServerConfig {
         let port = port_text
             .parse::<u16>()
             .map_err(|_| invalid("PORT", &port_text, "an integer from 0 to 65535"))?;
+        let metrics_text = env("METRICS_PORT").or(toml_text(&file.metrics_port));
+        let metrics_port_explicit = metrics_text.is_some();
+        let metrics_text = metrics_text.unwrap_or_else(|| DEFAULT_METRICS_PORT.to_string());
+        let metrics_port = metrics_text
+            .parse::<u16>()
+            .map_err(|_| invalid("METRICS_PORT", &metrics_text, "an integer from 0 to 65535"))?;
+        if metrics_port != 0 && metrics_port == port {
+            return Err(invalid(
+                "METRICS_PORT",
+                &metrics_text,
+                "a port other than PORT (metrics have their own listener)",
+            ));
+        }
         let bind_text = pick(flags.bind.as_ref(), "NEURALLOG_BIND", file.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".into());
         let bind = bind_text.parse::<IpAddr>().map_err(|_| {
@@ -311,6 +335,8 @@ impl ServerConfig {
             tls,
             tls_proxy,
             live: LiveSecrets::default(),
+            metrics_port,
+            metrics_port_explicit,
         };
         let findings = config.insecure_settings();
         if config.mode == Mode::Production && !findings.is_empty() {
@@ -365,6 +391,7 @@ impl ServerConfig {
             ),
             ("NEURALLOG_TLS_PROXY", self.tls_proxy.to_string()),
             ("PORT", self.port.to_string()),
+            ("METRICS_PORT", self.metrics_port.to_string()),
             ("NEURALLOG_BIND", self.bind.to_string()),
             ("NEURALLOG_DATA_DIR", self.data_dir.display().to_string()),
             ("LOG_LEVEL", self.log_level.clone()),

@@ -14,7 +14,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Set when a storage failure caused the error, so the metrics layer can count it by kind.
+    pub storage: Option<ErrorKind>,
 }
+
+/// Response extension naming the storage failure behind an error response (for metrics).
+#[derive(Clone, Copy, Debug)]
+pub struct StorageFailure(pub ErrorKind);
 
 impl ApiError {
     /// Any status and code.
@@ -23,6 +29,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            storage: None,
         }
     }
 
@@ -39,6 +46,11 @@ impl ApiError {
             "unauthorized",
             "missing or invalid credentials",
         )
+    }
+
+    /// 403: a known principal without the permission.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     /// 404.
@@ -63,7 +75,7 @@ impl ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        match e.kind {
+        let mut err = match e.kind {
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "storage unavailable");
                 Self::new(
@@ -76,7 +88,9 @@ impl From<StorageError> for ApiError {
                 tracing::error!(error = %e, "storage failure");
                 Self::internal()
             }
-        }
+        };
+        err.storage = Some(e.kind);
+        err
     }
 }
 
@@ -103,6 +117,9 @@ impl IntoResponse for ApiError {
             message: self.message,
         };
         let mut resp = (self.status, Json(body)).into_response();
+        if let Some(kind) = self.storage {
+            resp.extensions_mut().insert(StorageFailure(kind));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -2,19 +2,23 @@
 //!
 //! - [`config`]: settings from flags, environment, a TOML file and defaults (spec §2).
 //! - [`secret`]: a string that never prints.
+//! - [`abuse`]: per-credential rate limits and per-address brute-force blocking (§7).
 //! - [`auth`]: who is calling — the bootstrap API key check and the [`auth::Principal`] extractor.
 //! - [`error`]: [`error::ApiError`], the one error type that becomes every error response.
 //! - [`routes`]: one module per resource; [`app`] assembles them into the router.
+//! - [`metrics`]: the Prometheus registry, the request-tracking layer and the `/metrics` router.
 //! - [`openapi`]: the OpenAPI document generated from the route annotations.
 //! - [`tls`]: HTTPS with certificate reload and optional client certificates.
 //! - [`rotation`]: secrets that change while the server runs; [`vault`] reads them from
 //!   HashiCorp Vault (cargo feature `vault`).
 //! - [`run`]: binds, serves and shuts down gracefully.
 
+pub mod abuse;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod rotation;
 pub mod routes;

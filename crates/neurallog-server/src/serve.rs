@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::app::{AppState, app};
 use crate::auth::BootstrapAuth;
-use crate::config::ServerConfig;
+use crate::config::{Mode, ServerConfig};
+use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
 
 /// Opens the configured storage backend: Redis when `REDIS_URL` is set, else the embedded
@@ -101,7 +102,37 @@ async fn state(config: &ServerConfig) -> anyhow::Result<AppState> {
         storage,
         auth: Arc::new(auth),
         limits: Arc::new(config.limits.clone()),
+        metrics: Arc::new(Metrics::default()),
     })
+}
+
+/// Binds the metrics listener. A busy default port is a warning in development (several
+/// local servers would otherwise fight over it); an explicit port, or production, makes it an
+/// error.
+async fn metrics_listener(
+    config: &ServerConfig,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match tokio::net::TcpListener::bind((config.bind, config.metrics_port)).await {
+        Ok(l) => {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(addr = %a, "metrics listening");
+            }
+            Ok(Some(l))
+        }
+        Err(e) if !config.metrics_port_explicit && config.mode == Mode::Development => {
+            tracing::warn!(
+                error = %e,
+                port = config.metrics_port,
+                "metrics listener not started: the default port is taken; set METRICS_PORT"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot listen for metrics on {}:{}: {e}",
+            config.bind,
+            config.metrics_port
+        )),
+    }
 }
 
 /// Serves until `shutdown` completes, then drains and flushes.
@@ -116,6 +147,7 @@ pub async fn run(
 /// A running server (used by `run`, the benchmark and tests).
 pub struct Server {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -140,7 +172,7 @@ impl Server {
             })?),
             None => None,
         };
-        let refresh = config.live.spawn_refresh();
+        let live = config.live.clone();
         let state = state(&config).await?;
         let storage = state.storage.clone();
         let listener = tokio::net::TcpListener::bind((config.bind, config.port))
@@ -149,6 +181,8 @@ impl Server {
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, backend = storage.backend(), "neurallog listening");
+        let metrics_listener = metrics_listener(&config).await?;
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let (stop, stopped) = oneshot::channel::<()>();
         let signal = async move {
             tokio::select! {
@@ -157,21 +191,34 @@ impl Server {
             }
             tracing::info!("shutting down: finishing in-flight requests");
         };
+        let metrics_task = metrics_listener.map(|l| {
+            let router = metrics::app(state.metrics.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let task = tokio::spawn(async move {
-            match tls {
+            // Background work lives inside this task so that a failed start leaves none.
+            let refresh = live.spawn_refresh();
+            let served = match tls {
                 Some((current, reload)) => {
+                    let reload = tokio::spawn(reload);
                     crate::tls::listener::serve(listener, app(state), current, signal).await;
                     reload.abort();
+                    Ok(())
                 }
                 None => {
                     axum::serve(listener, app(state))
                         .with_graceful_shutdown(signal)
-                        .await?
+                        .await
                 }
+            };
+            for t in [metrics_task, refresh].into_iter().flatten() {
+                t.abort();
             }
-            if let Some(refresh) = refresh {
-                refresh.abort();
-            }
+            served?;
             storage
                 .flush()
                 .await
@@ -181,6 +228,7 @@ impl Server {
         });
         Ok(Self {
             addr,
+            metrics_addr,
             stop: Some(stop),
             task,
         })
@@ -189,6 +237,11 @@ impl Server {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the `/metrics` listener, when it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops accepting, drains, flushes and waits.

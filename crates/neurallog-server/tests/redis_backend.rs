@@ -114,6 +114,21 @@ async fn redis_outage_answers_503_and_the_server_recovers() {
     }
     let (s, b) = api.call(Method::GET, "/ready", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    // Each of those failures is counted by kind on the metrics listener.
+    let metrics_url = format!("http://{}/metrics", server.metrics_addr().expect("metrics"));
+    let text = api
+        .http
+        .get(&metrics_url)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(r#"neurallog_storage_errors_total{kind="unavailable"} 5"#),
+        "{text}"
+    );
     let (s, _) = api.call(Method::GET, "/health", None).await;
     assert_eq!(s, StatusCode::OK, "liveness does not depend on Redis");
 

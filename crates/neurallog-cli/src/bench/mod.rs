@@ -136,6 +136,7 @@ async fn start_target(
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .arg("serve")
         .env("PORT", port.to_string())
+        .env("METRICS_PORT", "0")
         .env("NEURALLOG_BIND", "127.0.0.1")
         .env("NEURALLOG_DATA_DIR", &dir)
         .env("API_KEY", &key)

@@ -36,7 +36,10 @@ pub async fn append(
     let body = read_body(body, &headers, &st.limits).await?;
     let format = body_format(&headers);
     let events = parse_body(&body, format, &st.limits)?;
+    let bytes: usize = events.iter().map(|e| e.data.len()).sum();
     let ids = st.storage.append(&principal.tenant, &log, events).await?;
+    st.metrics.ingested_events.inc_by(ids.len() as u64);
+    st.metrics.ingested_bytes.inc_by(bytes as u64);
     let log_id = (ids.len() == 1).then(|| ids[0]);
     let count = ids.len();
     Ok((

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::material::{self, Material, TlsError, TlsSources};
 
@@ -21,15 +20,17 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// The configuration being served, updated in place when the certificate changes.
 pub type CurrentConfig = watch::Receiver<Arc<ServerConfig>>;
 
-/// Loads the material once (any problem is a start-up error) and starts the reload task.
-pub fn start(sources: TlsSources) -> Result<(CurrentConfig, JoinHandle<()>), TlsError> {
+/// Re-reads the material until dropped; the caller spawns it.
+pub type Reloader = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Loads the material once (any problem is a start-up error) and returns the reload loop.
+pub fn start(sources: TlsSources) -> Result<(CurrentConfig, Reloader), TlsError> {
     let material = sources.read()?;
     let (config, info) = material::build(&material)?;
     material::warn_if_expiring(&info);
     tracing::info!(not_after = %info.not_after, "TLS on");
     let (tx, rx) = watch::channel(config);
-    let task = tokio::spawn(poll(sources, material, tx));
-    Ok((rx, task))
+    Ok((rx, Box::pin(poll(sources, material, tx))))
 }
 
 async fn poll(sources: TlsSources, mut served: Material, tx: watch::Sender<Arc<ServerConfig>>) {
