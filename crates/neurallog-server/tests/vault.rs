@@ -170,3 +170,85 @@ async fn rotated_values_are_published() {
     assert_eq!(rx.borrow().expose(), "rotated-key-9876543210-9876543210-x");
     task.abort();
 }
+
+/// A server certificate for 127.0.0.1 from `issuer`: (cert pem, key pem).
+fn server_pair(issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, issuer)
+        .expect("cert");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// The leaf certificate the server presents, PEM-decoded to DER.
+async fn served_leaf(addr: std::net::SocketAddr, ca_pem: &str) -> Vec<u8> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("ca"))
+        .expect("root");
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    tls.get_ref().1.peer_certificates().expect("certs")[0].to_vec()
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .expect("pem")
+        .to_vec()
+}
+
+#[tokio::test]
+async fn tls_certificate_rotated_in_vault_is_served_without_a_restart() {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).expect("ca").pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let (cert, key) = server_pair(&issuer);
+
+    let vault = FakeVault::start().await;
+    vault.put("secret/tls", "cert", &cert);
+    vault.put("secret/tls", "key", &key);
+    let dir = tempfile::tempdir().expect("dir");
+    let mut c = resolve(&[
+        ("VAULT_ADDR", &vault.addr),
+        ("VAULT_TOKEN", TOKEN),
+        ("VAULT_REFRESH_SECONDS", "1"),
+        ("API_KEY", API),
+        ("TLS_CERT", "vault:secret/tls#cert"),
+        ("TLS_KEY", "vault:secret/tls#key"),
+    ])
+    .await
+    .expect("resolve");
+    c.data_dir = dir.path().to_path_buf();
+    c.port = 0;
+    let server = neurallog_server::Server::start(c).await.expect("start");
+    assert_eq!(served_leaf(server.addr(), &ca_pem).await, der(&cert));
+
+    let (cert2, key2) = server_pair(&issuer);
+    vault.put("secret/tls", "key", &key2);
+    vault.put("secret/tls", "cert", &cert2);
+    let mut served = Vec::new();
+    for _ in 0..300 {
+        served = served_leaf(server.addr(), &ca_pem).await;
+        if served == der(&cert2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, der(&cert2), "the rotated certificate is served");
+    server.shutdown().await.expect("shutdown");
+}
