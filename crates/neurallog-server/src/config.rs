@@ -702,13 +702,25 @@ mod tests {
         let tls = c.tls.unwrap();
         assert_eq!((tls.cert.as_str(), tls.key.expose()), ("/c.pem", "/k.pem"));
         let e = resolve(&[("TLS_CERT", "/c.pem")], Flags::default()).unwrap_err();
-        assert!(e.0.starts_with("TLS_CERT is set but TLS_KEY is not"), "{}", e.0);
+        assert!(
+            e.0.starts_with("TLS_CERT is set but TLS_KEY is not"),
+            "{}",
+            e.0
+        );
         let e = resolve(&[("TLS_KEY", "/k.pem")], Flags::default()).unwrap_err();
-        assert!(e.0.starts_with("TLS_KEY is set but TLS_CERT is not"), "{}", e.0);
+        assert!(
+            e.0.starts_with("TLS_KEY is set but TLS_CERT is not"),
+            "{}",
+            e.0
+        );
         let e = resolve(&[("TLS_CLIENT_CA", "/ca.pem")], Flags::default()).unwrap_err();
         assert!(e.0.starts_with("TLS_CLIENT_CA needs"), "{}", e.0);
         let e = resolve(
-            &[("TLS_CERT", "/c"), ("TLS_KEY", "/k"), ("TLS_KEY_FILE", "/k")],
+            &[
+                ("TLS_CERT", "/c"),
+                ("TLS_KEY", "/k"),
+                ("TLS_KEY_FILE", "/k"),
+            ],
             Flags::default(),
         )
         .unwrap_err();
