@@ -448,3 +448,53 @@ async fn graceful_shutdown_over_tls_keeps_every_event() {
     assert_eq!(page.entries.len(), 500);
     server.shutdown().await.expect("shutdown");
 }
+
+/// Whether `openssl s_client` completes a handshake with these extra arguments.
+fn openssl_handshake(addr: SocketAddr, args: &[&str]) -> Option<bool> {
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &addr.to_string()])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // A completed handshake prints the negotiated cipher.
+    Some(out.status.success() && text.contains("Cipher is") && !text.contains("Cipher is (NONE)"))
+}
+
+#[tokio::test]
+async fn old_protocols_and_weak_suites_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("test ca");
+    let pair = ca.server();
+    let server = Server::start(config(dir.path(), settings(&pair.cert, &pair.key, None)))
+        .await
+        .expect("start");
+    let addr = server.addr();
+    let run = move |args: &'static [&'static str]| {
+        tokio::task::spawn_blocking(move || openssl_handshake(addr, args))
+    };
+    let Some(modern) = run(&["-tls1_2"]).await.expect("task") else {
+        eprintln!("openssl is not installed: skipping the downgrade attempts");
+        return;
+    };
+    assert!(modern, "the probe itself works");
+    for attempt in [
+        &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"][..],
+        &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"][..],
+        // TLS 1.2 without forward secrecy or with CBC.
+        &["-tls1_2", "-cipher", "AES128-GCM-SHA256"][..],
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA",
+        ][..],
+    ] {
+        assert_eq!(
+            run(attempt).await.expect("task"),
+            Some(false),
+            "handshake accepted with {attempt:?}"
+        );
+    }
+    server.shutdown().await.expect("shutdown");
+}
