@@ -5,10 +5,11 @@
 //! value (the Kubernetes secret-volume convention). Unknown file keys and invalid values stop
 //! start-up with a message naming the key, the value and what is allowed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use neurallog_core::rbac::{Permission, Role};
 use neurallog_core::{TenantId, ingest::Limits};
 use serde::Deserialize;
 
@@ -64,6 +65,9 @@ struct FileConfig {
     max_body_bytes: Option<toml::Value>,
     max_batch_events: Option<toml::Value>,
     max_event_bytes: Option<toml::Value>,
+    system_key: Option<String>,
+    system_key_file: Option<String>,
+    roles: Option<BTreeMap<String, FileRole>>,
     metrics_port: Option<toml::Value>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
@@ -81,6 +85,13 @@ pub struct TlsSettings {
     pub key: Secret,
     /// `TLS_CLIENT_CA`: when set, clients must present a certificate issued by this CA.
     pub client_ca: Option<String>,
+}
+
+/// `[roles.<name>]` in the config file: a custom role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRole {
+    permissions: Vec<String>,
 }
 
 /// The resolved configuration of `neurallog serve`.
@@ -107,6 +118,13 @@ pub struct ServerConfig {
     pub tls_proxy: bool,
     /// Secrets that rotate while the server runs (those read from Vault).
     pub live: LiveSecrets,
+    /// Bootstrap system key (manages tenants); never generated.
+    pub system_key: Option<Secret>,
+    /// Custom roles of the config file: name → permissions.
+    pub roles: BTreeMap<String, BTreeSet<Permission>>,
+    /// Benchmark only (`NEURALLOG_BENCH_DISABLE_AUTH=1`, refused in production): no
+    /// authentication and no audit, to measure what they cost.
+    pub auth_disabled: bool,
     /// Port of the `/metrics` listener (same bind address as the API).
     pub metrics_port: u16,
     /// Whether `METRICS_PORT` was given. The default port may be taken by another local
@@ -132,6 +150,9 @@ impl ServerConfig {
             tls: None,
             tls_proxy: false,
             live: LiveSecrets::default(),
+            system_key: None,
+            roles: BTreeMap::new(),
+            auth_disabled: false,
             metrics_port: 0,
             metrics_port_explicit: true,
         }
@@ -320,6 +341,25 @@ impl ServerConfig {
             ..defaults
         };
 
+        let system_key = secret(
+            "NEURALLOG_SYSTEM_KEY",
+            env,
+            file.system_key.clone(),
+            file.system_key_file.clone(),
+        )?;
+        if system_key
+            .as_ref()
+            .is_some_and(|k| k.expose().trim().is_empty())
+        {
+            return Err(ConfigError("NEURALLOG_SYSTEM_KEY is set but empty".into()));
+        }
+        let roles = custom_roles(file.roles.unwrap_or_default())?;
+        let auth_disabled = match env("NEURALLOG_BENCH_DISABLE_AUTH").as_deref() {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(v) => return Err(invalid("NEURALLOG_BENCH_DISABLE_AUTH", v, "1 or 0")),
+        };
+
         let config = Self {
             bind,
             port,
@@ -335,6 +375,9 @@ impl ServerConfig {
             tls,
             tls_proxy,
             live: LiveSecrets::default(),
+            system_key,
+            roles,
+            auth_disabled,
             metrics_port,
             metrics_port_explicit,
         };
@@ -366,6 +409,16 @@ impl ServerConfig {
                  TLS-terminating proxy is in front)"
                     .to_owned(),
             );
+        }
+        if self
+            .system_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 32)
+        {
+            out.push("NEURALLOG_SYSTEM_KEY is shorter than 32 characters".to_owned());
+        }
+        if self.auth_disabled {
+            out.push("NEURALLOG_BENCH_DISABLE_AUTH turns authentication off".to_owned());
         }
         out
     }
@@ -403,6 +456,7 @@ impl ServerConfig {
                     .map_or("(unset)".into(), |t| t.to_string()),
             ),
             ("API_KEY", opt(&self.api_key)),
+            ("NEURALLOG_SYSTEM_KEY", opt(&self.system_key)),
             ("REDIS_URL", opt(&self.redis_url)),
             ("REDIS_PASSWORD", opt(&self.redis_password)),
             (
@@ -432,6 +486,39 @@ impl ServerConfig {
         }
         out
     }
+}
+
+/// Validates the `[roles.<name>]` tables: lowercase names that are not built-in, known
+/// permissions.
+fn custom_roles(
+    file: BTreeMap<String, FileRole>,
+) -> Result<BTreeMap<String, BTreeSet<Permission>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, role) in file {
+        let name_ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok || Role::built_in(&name).is_some() {
+            return Err(invalid(
+                "roles",
+                &name,
+                "a role name of 1-64 lowercase letters, digits, '-' or '_' that is not built-in",
+            ));
+        }
+        let mut perms = BTreeSet::new();
+        for p in &role.permissions {
+            perms.insert(p.parse::<Permission>().map_err(|_| {
+                invalid(
+                    &format!("roles.{name}.permissions"),
+                    p,
+                    "logs:read, logs:write, logs:delete, keys:manage, audit:read, retention:manage, tenants:manage or lockdown:manage",
+                )
+            })?);
+        }
+        out.insert(name, perms);
+    }
+    Ok(out)
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -654,6 +741,47 @@ mod tests {
         );
         let e = resolve(&[("REDIS_URL", "http://user:pw@h")], Flags::default()).unwrap_err();
         assert!(!e.0.contains("pw"), "the password is not echoed: {}", e.0);
+    }
+
+    #[test]
+    fn custom_roles_and_system_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[roles.shipper]\npermissions = [\"logs:write\", \"logs:read\"]\n",
+        )
+        .unwrap();
+        let flags = || Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let c = resolve(&[("NEURALLOG_SYSTEM_KEY", "sys")], flags()).unwrap();
+        assert_eq!(c.roles["shipper"].len(), 2);
+        assert_eq!(c.system_key.unwrap().expose(), "sys");
+        for (text, named) in [
+            ("[roles.admin]\npermissions = []\n", "roles 'admin'"),
+            (
+                "[roles.x]\npermissions = [\"logs:fly\"]\n",
+                "roles.x.permissions 'logs:fly'",
+            ),
+            ("[roles.x]\nperms = []\n", "unknown field `perms`"),
+            ("[roles.\"A B\"]\npermissions = []\n", "roles 'A B'"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = resolve(&[], flags()).unwrap_err();
+            assert!(e.0.contains(named), "{text}: {}", e.0);
+        }
+        let e = resolve(
+            &[
+                ("NODE_ENV", "production"),
+                ("API_KEY", &"k".repeat(40)),
+                ("NEURALLOG_BENCH_DISABLE_AUTH", "1"),
+            ],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("NEURALLOG_BENCH_DISABLE_AUTH"), "{}", e.0);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! - [`config`]: settings from flags, environment, a TOML file and defaults (spec §2).
 //! - [`secret`]: a string that never prints.
 //! - [`abuse`]: per-credential rate limits and per-address brute-force blocking (§7).
-//! - [`auth`]: who is calling — the bootstrap API key check and the [`auth::Principal`] extractor.
+//! - [`auth`]: who is calling — credentials (fixed keys, API keys, tokens) to the
+//!   [`auth::Principal`] extractor, whose `require` is the RBAC decision of every route.
+//! - [`tenants`]: the tenant registry.
+//! - [`audit`]: the hash-chained audit trail, its writer task and its middleware.
 //! - [`error`]: [`error::ApiError`], the one error type that becomes every error response.
 //! - [`routes`]: one module per resource; [`app`] assembles them into the router.
 //! - [`metrics`]: the Prometheus registry, the request-tracking layer and the `/metrics` router.
@@ -15,6 +18,7 @@
 
 pub mod abuse;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -24,6 +28,7 @@ pub mod rotation;
 pub mod routes;
 pub mod secret;
 mod serve;
+pub mod tenants;
 pub mod tls;
 #[cfg(feature = "vault")]
 pub mod vault;

@@ -17,10 +17,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppState, app};
-use crate::auth::BootstrapAuth;
+use crate::audit::AuditSink;
+use crate::auth::{Authenticator, BootstrapAuth, KeyHasher, KeyStore, RoleBook};
 use crate::config::{Mode, ServerConfig};
 use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
+use crate::tenants::Tenants;
 
 /// Opens the configured storage backend: Redis when `REDIS_URL` is set, else the embedded
 /// store in the data directory.
@@ -68,23 +70,25 @@ async fn open_redis(url: &Secret, config: &ServerConfig) -> anyhow::Result<Redis
         .map_err(|e| anyhow::anyhow!("cannot use redis: {}", e.message))
 }
 
-/// Builds the state: storage and the bootstrap key (generated and printed once if unset).
-async fn state(config: &ServerConfig) -> anyhow::Result<AppState> {
-    let storage = open_storage(config).await?;
+/// Builds the state: storage, the credentials (the bootstrap key is generated and printed
+/// once if unset), the tenant registry and the audit writer.
+async fn state(config: &ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Result<AppState> {
     let tenant = config
         .tenant
         .clone()
         .unwrap_or_else(TenantId::default_tenant);
-    let auth = match &config.api_key {
-        Some(key) => BootstrapAuth::from_key(key, tenant),
+    let bootstrap = match &config.api_key {
+        Some(key) => BootstrapAuth::from_key(key, tenant.clone()),
         None => {
-            let (auth, generated) = BootstrapAuth::load_or_generate(&config.data_dir, tenant)
-                .with_context(|| {
-                    format!(
-                        "cannot keep the bootstrap key hash in {}",
-                        config.data_dir.display()
-                    )
-                })?;
+            let (auth, generated) =
+                BootstrapAuth::load_or_generate(&config.data_dir, tenant.clone()).with_context(
+                    || {
+                        format!(
+                            "cannot keep the bootstrap key hash in {}",
+                            config.data_dir.display()
+                        )
+                    },
+                )?;
             if let Some(key) = generated {
                 // Shown once: only its hash is kept.
                 println!(
@@ -98,9 +102,36 @@ async fn state(config: &ServerConfig) -> anyhow::Result<AppState> {
             auth
         }
     };
+    let system = config
+        .system_key
+        .as_ref()
+        .map(|k| BootstrapAuth::from_key(k, tenant.clone()));
+    // NB: when NEURALLOG_MASTER_KEY is configured, `KeyHasher::derive(master key)` replaces
+    // the stored pepper (see docs/security.md).
+    let hasher = KeyHasher::load_or_generate(storage.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load the API key pepper: {}", e.message))?;
+    if config.auth_disabled {
+        tracing::warn!("NEURALLOG_BENCH_DISABLE_AUTH: authentication and audit are OFF");
+    }
+    let auth = Authenticator {
+        bootstrap: Some(bootstrap),
+        system,
+        keys: KeyStore::new(storage.clone(), hasher),
+        tenants: Tenants::new(storage.clone(), config.tenant.clone()),
+        roles: RoleBook::new(config.roles.clone()),
+        tokens: None,
+        disabled: config.auth_disabled,
+    };
+    let audit = if config.auth_disabled {
+        AuditSink::disabled()
+    } else {
+        AuditSink::start(storage.clone())
+    };
     Ok(AppState {
         storage,
         auth: Arc::new(auth),
+        audit,
         limits: Arc::new(config.limits.clone()),
         metrics: Arc::new(Metrics::default()),
     })
@@ -140,7 +171,8 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let server = Server::start_with(config, shutdown).await?;
+    let storage = open_storage(&config).await?;
+    let server = Server::start_with(config, storage, shutdown).await?;
     server.wait().await
 }
 
@@ -155,14 +187,21 @@ pub struct Server {
 impl Server {
     /// Starts serving; stop it with [`Server::shutdown`].
     pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
-        Self::start_with(config, std::future::pending()).await
+        let storage = open_storage(&config).await?;
+        Self::start_with(config, storage, std::future::pending()).await
+    }
+
+    /// Starts serving on a store the caller opened (tests keep a handle to tamper with it).
+    pub async fn start_on(config: ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Result<Self> {
+        Self::start_with(config, storage, std::future::pending()).await
     }
 
     async fn start_with(
         config: ServerConfig,
+        storage: Arc<dyn Storage>,
         external: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
-        // TLS first: a bad certificate should fail start-up before storage is opened.
+        // TLS first: a bad certificate fails start-up before anything listens.
         let tls = match &config.tls {
             Some(t) => Some(crate::tls::reload::start(crate::tls::TlsSources {
                 cert: t.cert.clone(),
@@ -173,8 +212,9 @@ impl Server {
             None => None,
         };
         let live = config.live.clone();
-        let state = state(&config).await?;
+        let state = state(&config, storage).await?;
         let storage = state.storage.clone();
+        let audit = state.audit.clone();
         let listener = tokio::net::TcpListener::bind((config.bind, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
@@ -210,15 +250,20 @@ impl Server {
                     Ok(())
                 }
                 None => {
-                    axum::serve(listener, app(state))
-                        .with_graceful_shutdown(signal)
-                        .await
+                    axum::serve(
+                        listener,
+                        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(signal)
+                    .await
                 }
             };
             for t in [metrics_task, refresh].into_iter().flatten() {
                 t.abort();
             }
             served?;
+            // The audit events of the last requests are stored before the final flush.
+            audit.flush().await;
             storage
                 .flush()
                 .await

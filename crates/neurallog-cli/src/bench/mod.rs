@@ -16,6 +16,12 @@
 //! With `--tls` the started server speaks HTTPS with a self-signed certificate made for the
 //! run, every phase above goes over TLS, and a second server without TLS repeats phases 1
 //! and 2 so that `security_overhead.tls` can compare the two.
+//!
+//! Authentication is on: the phases present a managed `nl_…` API key, and the server writes
+//! its audit trail. Unless `--skip-auth-cost`, a second server with both off
+//! (`NEURALLOG_BENCH_DISABLE_AUTH=1`) then runs the same ingest and single-event appends, and
+//! the report gives the ratios on ÷ off (`auth_cost`): what authentication, authorisation and
+//! audit together cost, measured on the same machine in the same run.
 
 mod tls;
 
@@ -86,6 +92,14 @@ pub struct BenchArgs {
     /// How to trust a --url server over HTTPS.
     #[command(flatten)]
     pub trust: crate::cli::TlsArgs,
+    /// Run the started server with authentication and audit off (a benchmark-only setting
+    /// that production mode refuses).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Skip the second run without authentication that measures what authentication and
+    /// audit cost.
+    #[arg(long)]
+    pub skip_auth_cost: bool,
 }
 
 /// The server under test.
@@ -97,9 +111,13 @@ struct Target {
     _pki: Option<tls::SelfSigned>,
 }
 
-/// Starts (or connects to) the server; `data_dir` is used instead of a temporary directory.
+/// Starts the server under test; with `auth`, the phases then use a managed `nl_…` API key
+/// (admin role, created through the API), so that they pay for what real clients pay: key
+/// lookup, keyed hash, RBAC decision and an audit event per call. With `with_tls` it serves
+/// HTTPS; `data_dir` is used instead of a temporary directory.
 async fn start_target(
     args: &BenchArgs,
+    auth: bool,
     with_tls: bool,
     data_dir: Option<&PathBuf>,
 ) -> anyhow::Result<Target> {
@@ -141,24 +159,33 @@ async fn start_target(
         .env("NEURALLOG_DATA_DIR", &dir)
         .env("API_KEY", &key)
         .env("LOG_LEVEL", "warn")
+        .env("NEURALLOG_BENCH_DISABLE_AUTH", if auth { "0" } else { "1" })
         .envs(args.redis.iter().map(|url| ("REDIS_URL", url)))
         .envs(pki.iter().flat_map(|p| p.server_env()))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the server")?;
-    let client = match &pki {
-        Some(p) => Client::with_tls(
-            &format!("https://127.0.0.1:{port}"),
-            Some(key),
-            &p.client_options(),
-        )?,
-        None => Client::new(&format!("http://127.0.0.1:{port}"), Some(key))?,
+    let (base, trust) = match &pki {
+        Some(p) => (format!("https://127.0.0.1:{port}"), p.client_options()),
+        None => (format!("http://127.0.0.1:{port}"), Default::default()),
     };
+    let mut client = Client::with_tls(&base, Some(key), &trust)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !client.ready().await.unwrap_or(false) {
         anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if auth {
+        let created = client
+            .create_key(&neurallog_core::admin::CreateKeyRequest {
+                name: "bench".into(),
+                role: "admin".into(),
+                ..Default::default()
+            })
+            .await
+            .context("cannot create the benchmark API key")?;
+        client = Client::with_tls(&base, Some(created.key), &trust)?;
     }
     Ok(Target {
         client,
@@ -470,7 +497,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         !(args.tls && args.url.is_some()),
         "--tls starts its own HTTPS server: give it without --url (use --ca-cert for an https --url)"
     );
-    let mut target = start_target(&args, args.tls, args.data_dir.as_ref()).await?;
+    let auth = !args.no_auth;
+    let mut target = start_target(&args, auth, args.tls, args.data_dir.as_ref()).await?;
     let client = target.client.clone();
     if args.redis.is_some() {
         empty_bench_logs(&client).await?;
@@ -519,7 +547,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.tls {
         say("baseline without TLS: ingest and newest-100 reads…");
         // A fresh directory, so that the plain run starts from the same empty store.
-        let mut plain = start_target(&args, false, None).await?;
+        let mut plain = start_target(&args, auth, false, None).await?;
         if args.redis.is_some() {
             empty_bench_logs(&plain.client).await?;
         }
@@ -543,6 +571,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
+    // What authentication and audit cost: the same ingest and single-event appends against a
+    // fresh server with both off.
+    let mut auth_cost = Value::Null;
+    if auth && args.url.is_none() && args.redis.is_none() && !args.skip_auth_cost {
+        say("again without authentication and audit, to measure their cost…");
+        // Same transport as the main run; a fresh directory, like the main run's.
+        let mut off = start_target(&args, false, args.tls, None).await?;
+        let off_ing = ingest(&off.client, source.clone(), &args).await?;
+        let mut off_append = None;
+        if args.compare_seconds > 0.0 {
+            let one = Arc::new(source.event(0, &mut rand::rng()));
+            off_append = Some(closed_loop(&off.client, args.compare_seconds, "append", one).await?);
+        }
+        if let Some(child) = off.child.as_mut() {
+            let _ = child.kill().await;
+        }
+        let on_eps = ing.events as f64 / ing.seconds;
+        let off_eps = off_ing.events as f64 / off_ing.seconds;
+        auth_cost = json!({
+            "ingest_events_per_s_auth_off": off_eps,
+            "ingest_ratio_on_over_off": on_eps / off_eps,
+            "append_rps_auth_off": off_append,
+            "append_ratio_on_over_off": append_rps.zip(off_append).map(|(on, off)| on / off),
+        });
+    }
+
     let mb = |b: u64| b as f64 / 1e6;
     let raw_total = ing.raw_bytes + single_raw;
     let report = json!({
@@ -556,6 +610,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "disk_bytes": disk,
         "raw_bytes": raw_total,
         "security_overhead": security_overhead,
+        "auth_cost": auth_cost,
         "compare_append_rps": append_rps,
         "compare_newest100_rps": read_rps,
         "compare_search_rps": search_rps,
@@ -565,7 +620,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "events": ing.events, "event_size": args.event_size, "batch": args.batch,
             "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
             "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
-            "auth": "api-key", "encryption": false, "tls": args.tls, "machine": machine(),
+            "auth": if auth { "api-key+audit" } else { "off" }, "encryption": false, "tls": args.tls, "machine": machine(),
             "storage": if args.redis.is_some() { "redis" } else { "embedded" },
         },
     });
@@ -639,6 +694,19 @@ fn print_table(r: &Value) {
                 f("redis_ceiling_set_per_s", 0)
             ),
             "ingest ≥ ½ of it (with --redis)".into(),
+        ],
+        vec![
+            "auth + audit cost: ingest / 1-event appends, on ÷ off".into(),
+            format!(
+                "{} / {}",
+                r["auth_cost"]["ingest_ratio_on_over_off"]
+                    .as_f64()
+                    .map_or("n/a".to_owned(), |v| format!("{v:.3}")),
+                r["auth_cost"]["append_ratio_on_over_off"]
+                    .as_f64()
+                    .map_or("n/a".to_owned(), |v| format!("{v:.3}")),
+            ),
+            "audit ≤ 10 % of ingest".into(),
         ],
         vec![
             "security overhead: TLS ingest / plain ingest".into(),

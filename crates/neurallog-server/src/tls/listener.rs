@@ -8,12 +8,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use super::reload::CurrentConfig;
 
@@ -48,7 +50,14 @@ pub async fn serve(
             tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
         }
         let acceptor = TlsAcceptor::from(config.borrow().clone());
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address, as `into_make_service_with_connect_info` gives it on plain HTTP
+        // (the brute-force guard and the audit log read it).
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
