@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use neurallog_server::config::{Flags, ServerConfig};
 
@@ -92,9 +93,59 @@ pub struct Connection {
     /// API key (sent as X-API-Key).
     #[arg(long, env = "NEURALLOG_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Output format; `table` is for people, `json` for scripts.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Auto, global = true)]
     pub output: OutputFormat,
+}
+
+/// How a client command trusts an `https://` server and proves who it is (mTLS).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// PEM bundle of CAs to trust besides the system's (a private CA, a self-signed server).
+    #[arg(long, env = "NEURALLOG_CA_CERT", value_name = "FILE", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate chain, for a server that requires client certificates.
+    #[arg(
+        long,
+        env = "NEURALLOG_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key",
+        global = true
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        env = "NEURALLOG_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert",
+        global = true
+    )]
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Reads the files; errors name the option and the file (never the key's content).
+    pub fn options(&self) -> anyhow::Result<neurallog_client::TlsOptions> {
+        let read = |opt: &str, p: &PathBuf| {
+            std::fs::read(p).with_context(|| format!("{opt}: cannot read {}", p.display()))
+        };
+        let ca_pem = self
+            .ca_cert
+            .as_ref()
+            .map(|p| read("--ca-cert", p))
+            .transpose()?;
+        let identity_pem = match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => Some((read("--client-cert", c)?, read("--client-key", k)?)),
+            _ => None,
+        };
+        Ok(neurallog_client::TlsOptions {
+            ca_pem,
+            identity_pem,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,13 +156,14 @@ pub enum OutputFormat {
     Json,
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Resolves the server configuration from flags, the environment and the config file.
-pub fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
-    Ok(ServerConfig::resolve(&args.flags(), &env_var)?)
+/// Resolves the server configuration from flags, the environment (with `vault:` references
+/// read from Vault) and the config file.
+pub async fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    // Variables that are not valid UTF-8 cannot be settings; they are skipped.
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    Ok(ServerConfig::resolve_with_secrets(&args.flags(), &vars).await?)
 }
 
 fn init_tracing(level: &str) {
@@ -131,7 +183,7 @@ fn init_tracing(level: &str) {
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = server_config(&args)?;
+            let config = server_config(&args).await?;
             init_tracing(&config.log_level);
             for finding in config.insecure_settings() {
                 tracing::warn!("insecure setting: {finding}");
@@ -148,7 +200,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config(ConfigCommand::Show(args)) => {
-            let config = server_config(&args)?;
+            let config = server_config(&args).await?;
             for (k, v) in config.redacted() {
                 println!("{k} = {v}");
             }

@@ -106,7 +106,11 @@ impl RangeArgs {
 }
 
 fn client(conn: &Connection) -> anyhow::Result<Client> {
-    Ok(Client::new(&conn.url, conn.api_key.clone())?)
+    Ok(Client::with_tls(
+        &conn.url,
+        conn.api_key.clone(),
+        &conn.tls.options()?,
+    )?)
 }
 
 fn entry_rows(entries: &[Entry], with_log: bool) -> Vec<Vec<String>> {

@@ -57,6 +57,15 @@ pub enum Framing {
     Ndjson,
 }
 
+/// TLS options for `https://` servers.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// PEM bundle of extra CAs to trust (a private CA or a self-signed server certificate).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain and private key presented to a server that asks for one (mTLS).
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// Client of one server.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -68,10 +77,45 @@ pub struct Client {
 impl Client {
     /// A client of `base_url` (e.g. `http://127.0.0.1:3030`) presenting `api_key`.
     pub fn new(base_url: &str, api_key: Option<String>) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .map_err(transport)?;
+        Self::with_tls(base_url, api_key, &TlsOptions::default())
+    }
+
+    /// A client that also trusts `tls.ca_pem` and presents `tls.identity_pem` over HTTPS.
+    /// The system's trusted CAs are always trusted too.
+    pub fn with_tls(
+        base_url: &str,
+        api_key: Option<String>,
+        tls: &TlsOptions,
+    ) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .pool_max_idle_per_host(256);
+        if let Some(pem) = &tls.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Transport(format!("unusable CA bundle: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Transport(
+                    "unusable CA bundle: no PEM certificate found".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &tls.identity_pem {
+            let mut pem = cert.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(key);
+            // NB: the parser's message is dropped: it could quote the key.
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+                ClientError::Transport(
+                    "unusable client certificate or key: expected PEM certificate and private key"
+                        .into(),
+                )
+            })?;
+            builder = builder.identity(identity);
+        }
+        let http = builder.build().map_err(transport)?;
         Ok(Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use neurallog_auth::TokenSettings;
 
+use crate::rotation::LiveSecrets;
 use crate::secret::Secret;
 
 /// Why the configuration cannot be used.
@@ -119,6 +120,22 @@ struct FileConfig {
     metrics_port: Option<toml::Value>,
     /// `[tokens]`: the JWT_* / OIDC_* / OAUTH2_* settings in snake case (`jwt_algorithms`).
     tokens: Option<BTreeMap<String, String>>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_key_file: Option<String>,
+    tls_client_ca: Option<String>,
+    tls_proxy: Option<toml::Value>,
+}
+
+/// HTTPS settings (spec §6.1): each value is a path or inline PEM.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// `TLS_CERT`: the certificate chain, leaf first.
+    pub cert: String,
+    /// `TLS_KEY` or `TLS_KEY_FILE`: the private key.
+    pub key: Secret,
+    /// `TLS_CLIENT_CA`: when set, clients must present a certificate issued by this CA.
+    pub client_ca: Option<String>,
 }
 
 /// `[roles.<name>]` in the config file: a custom role.
@@ -153,6 +170,13 @@ pub struct ServerConfig {
     /// `NEURALLOG_UNSAFE_DISABLE_ENCRYPTION=1`: stores events unencrypted, for measuring
     /// encryption's cost only; refused in production.
     pub unsafe_disable_encryption: bool,
+    /// HTTPS; plain HTTP when `None`.
+    pub tls: Option<TlsSettings>,
+    /// `NEURALLOG_TLS_PROXY`: a TLS-terminating proxy sits in front (production accepts
+    /// plain HTTP then).
+    pub tls_proxy: bool,
+    /// Secrets that rotate while the server runs (those read from Vault).
+    pub live: LiveSecrets,
     /// Bootstrap system key (manages tenants); never generated.
     pub system_key: Option<Secret>,
     /// Custom roles of the config file: name → permissions.
@@ -187,6 +211,9 @@ impl ServerConfig {
             master_key: None,
             master_key_previous: None,
             unsafe_disable_encryption: false,
+            tls: None,
+            tls_proxy: false,
+            live: LiveSecrets::default(),
             system_key: None,
             roles: BTreeMap::new(),
             auth_disabled: false,
@@ -194,6 +221,24 @@ impl ServerConfig {
             metrics_port_explicit: true,
             tokens: None,
         }
+    }
+
+    /// Resolves like [`ServerConfig::resolve`] from the variables `vars`, after replacing
+    /// every `vault:` reference among them by the secret it names.
+    pub async fn resolve_with_secrets(
+        flags: &Flags,
+        vars: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let (overlay, live) = crate::rotation::resolve_references(vars).await?;
+        let env = |name: &str| {
+            overlay
+                .get(name)
+                .cloned()
+                .or_else(|| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        };
+        let mut config = Self::resolve(flags, &env)?;
+        config.live = live;
+        Ok(config)
     }
 
     /// Resolves the configuration from flags, the environment (through `env`) and the file.
@@ -323,6 +368,8 @@ impl ServerConfig {
             .or(file.redis_ca_cert.clone())
             .map(PathBuf::from);
 
+        let (tls, tls_proxy) = tls_settings(env, &file)?;
+
         let defaults = Limits::default();
         let size = |var: &str,
                     file: Option<String>,
@@ -418,6 +465,9 @@ impl ServerConfig {
             redis_password,
             redis_ca_cert,
             limits,
+            tls,
+            tls_proxy,
+            live: LiveSecrets::default(),
             system_key,
             roles,
             auth_disabled,
@@ -453,6 +503,15 @@ impl ServerConfig {
         }
         if self.unsafe_disable_encryption {
             out.push("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION stores events unencrypted".to_owned());
+        }
+        // On a development machine plain HTTP on loopback is fine; anywhere else it is not.
+        let exposed = self.mode == Mode::Production || !self.bind.is_loopback();
+        if self.tls.is_none() && !self.tls_proxy && exposed {
+            out.push(
+                "TLS is off (set TLS_CERT and TLS_KEY, or NEURALLOG_TLS_PROXY=true when a \
+                 TLS-terminating proxy is in front)"
+                    .to_owned(),
+            );
         }
         if self
             .system_key
@@ -491,8 +550,21 @@ impl ServerConfig {
             }
             parts.join(" ")
         });
-        BTreeMap::from([
+        let tls = self.tls.as_ref();
+        let pem_or_path = |v: Option<&String>| match v {
+            None => "(unset)".to_owned(),
+            Some(v) if v.trim_start().starts_with("-----BEGIN") => "(inline PEM)".to_owned(),
+            Some(v) => v.clone(),
+        };
+        let mut out = BTreeMap::from([
             ("TOKENS (JWT_*, OIDC_*, OAUTH2_*)", tokens),
+            ("TLS_CERT", pem_or_path(tls.map(|t| &t.cert))),
+            ("TLS_KEY", opt(&tls.map(|t| t.key.clone()))),
+            (
+                "TLS_CLIENT_CA",
+                pem_or_path(tls.and_then(|t| t.client_ca.as_ref())),
+            ),
+            ("NEURALLOG_TLS_PROXY", self.tls_proxy.to_string()),
             ("PORT", self.port.to_string()),
             ("METRICS_PORT", self.metrics_port.to_string()),
             ("NEURALLOG_BIND", self.bind.to_string()),
@@ -532,7 +604,14 @@ impl ServerConfig {
                 "NEURALLOG_MAX_EVENT_BYTES",
                 self.limits.max_event_bytes.to_string(),
             ),
-        ])
+        ]);
+        if let Some(vault) = self.live.source() {
+            out.insert("VAULT_ADDR", vault);
+            out.insert("VAULT_TOKEN", "[redacted]".into());
+            let names: Vec<&str> = self.live.names().collect();
+            out.insert("VAULT_SECRETS", names.join(", "));
+        }
+        out
     }
 }
 
@@ -581,8 +660,62 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
+/// `TLS_CERT`, `TLS_KEY` (or `TLS_KEY_FILE`, a path: the file is re-read when it changes),
+/// `TLS_CLIENT_CA` and `NEURALLOG_TLS_PROXY`.
+fn tls_settings(
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &FileConfig,
+) -> Result<(Option<TlsSettings>, bool), ConfigError> {
+    let cert = env("TLS_CERT").or(file.tls_cert.clone());
+    let key = match (env("TLS_KEY"), env("TLS_KEY_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError("set TLS_KEY or TLS_KEY_FILE, not both".into()));
+        }
+        (v, p) => v
+            .or(p)
+            .or(file.tls_key.clone())
+            .or(file.tls_key_file.clone()),
+    };
+    let client_ca = env("TLS_CLIENT_CA").or(file.tls_client_ca.clone());
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsSettings {
+            cert,
+            key: Secret::new(key),
+            client_ca,
+        }),
+        (None, None) if client_ca.is_some() => {
+            return Err(ConfigError(
+                "TLS_CLIENT_CA needs TLS_CERT and TLS_KEY (client certificates are checked \
+                 during the TLS handshake)"
+                    .into(),
+            ));
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError(
+                "TLS_CERT is set but TLS_KEY is not: set both, or neither".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError(
+                "TLS_KEY is set but TLS_CERT is not: set both, or neither".into(),
+            ));
+        }
+    };
+    let proxy_text = env("NEURALLOG_TLS_PROXY").or(file.tls_proxy.as_ref().map(|v| match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }));
+    let tls_proxy = match proxy_text.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => return Err(invalid("NEURALLOG_TLS_PROXY", other, "true or false")),
+    };
+    Ok((tls, tls_proxy))
+}
+
 /// Resolves a secret from `NAME`, `NAME_FILE`, or the file's `name` / `name_file`.
-fn secret(
+pub(crate) fn secret(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
     file_value: Option<String>,
@@ -795,6 +928,8 @@ mod tests {
     }
 
     #[test]
+
+    #[test]
     fn production_refuses_weak_settings() {
         let e = resolve(&[("NODE_ENV", "production")], Flags::default()).unwrap_err();
         assert!(e.0.contains("API_KEY is not set"), "{}", e.0);
@@ -812,16 +947,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("NEURALLOG_MASTER_KEY is not set"), "{}", e.0);
+        assert!(e.0.contains("TLS is off"), "{}", e.0);
         let prod = [
             ("NODE_ENV", "production"),
             ("API_KEY", strong.as_str()),
             ("NEURALLOG_MASTER_KEY", master.as_str()),
+            ("NEURALLOG_TLS_PROXY", "true"),
         ];
         assert!(resolve(&prod, Flags::default()).is_ok());
         let mut unsafe_prod = prod.to_vec();
         unsafe_prod.push(("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "1"));
         let e = resolve(&unsafe_prod, Flags::default()).unwrap_err();
         assert!(e.0.contains("unencrypted"), "{}", e.0);
+        for tls in [
+            &[("NEURALLOG_TLS_PROXY", "true")][..],
+            &[("TLS_CERT", "/c.pem"), ("TLS_KEY", "/k.pem")][..],
+        ] {
+            let mut vars = vec![
+                ("NODE_ENV", "production"),
+                ("API_KEY", strong.as_str()),
+                ("NEURALLOG_MASTER_KEY", master.as_str()),
+            ];
+            vars.extend_from_slice(tls);
+            assert!(resolve(&vars, Flags::default()).is_ok(), "{tls:?}");
+        }
+        // Development warns about plain HTTP only when it is reachable from elsewhere.
+        let local = [("API_KEY", strong.as_str()), ("NEURALLOG_MASTER_KEY", master.as_str())];
+        let dev = resolve(&local, Flags::default()).unwrap();
+        assert!(dev.insecure_settings().is_empty());
+        let mut exposed = local.to_vec();
+        exposed.push(("NEURALLOG_BIND", "0.0.0.0"));
+        let dev = resolve(&exposed, Flags::default()).unwrap();
+        assert!(dev.insecure_settings()[0].contains("TLS is off"));
     }
 
     #[test]
@@ -857,5 +1014,80 @@ mod tests {
             "{}",
             e.0
         );
+    }
+    #[test]
+    fn tls_settings_from_env_and_file() {
+        let c = resolve(
+            &[("TLS_CERT", "/c.pem"), ("TLS_KEY_FILE", "/k.pem")],
+            Flags::default(),
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!((tls.cert.as_str(), tls.key.expose()), ("/c.pem", "/k.pem"));
+        let e = resolve(&[("TLS_CERT", "/c.pem")], Flags::default()).unwrap_err();
+        assert!(
+            e.0.starts_with("TLS_CERT is set but TLS_KEY is not"),
+            "{}",
+            e.0
+        );
+        let e = resolve(&[("TLS_KEY", "/k.pem")], Flags::default()).unwrap_err();
+        assert!(
+            e.0.starts_with("TLS_KEY is set but TLS_CERT is not"),
+            "{}",
+            e.0
+        );
+        let e = resolve(&[("TLS_CLIENT_CA", "/ca.pem")], Flags::default()).unwrap_err();
+        assert!(e.0.starts_with("TLS_CLIENT_CA needs"), "{}", e.0);
+        let e = resolve(
+            &[
+                ("TLS_CERT", "/c"),
+                ("TLS_KEY", "/k"),
+                ("TLS_KEY_FILE", "/k"),
+            ],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "set TLS_KEY or TLS_KEY_FILE, not both");
+        let e = resolve(&[("NEURALLOG_TLS_PROXY", "yes")], Flags::default()).unwrap_err();
+        assert!(e.0.contains("NEURALLOG_TLS_PROXY 'yes'"), "{}", e.0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "tls_cert = \"/f/c.pem\"\ntls_key_file = \"/f/k.pem\"\ntls_client_ca = \"/f/ca.pem\"\ntls_proxy = true\n",
+        )
+        .unwrap();
+        let c = resolve(
+            &[],
+            Flags {
+                config: Some(file),
+                ..Flags::default()
+            },
+        )
+        .unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!(tls.client_ca.as_deref(), Some("/f/ca.pem"));
+        assert!(c.tls_proxy);
+        assert_eq!(c.redacted()["TLS_CERT"], "/f/c.pem");
+        assert_eq!(c.redacted()["TLS_KEY"], "[redacted]");
+    }
+
+    #[test]
+    fn no_secret_value_appears_in_the_dump() {
+        let secrets = [
+            ("API_KEY", "sekrit-api-key-0123456789-0123456789"),
+            ("REDIS_URL", "redis://user:sekrit-redis-url-pw@h:6379"),
+            ("REDIS_PASSWORD", "sekrit-redis-password"),
+            ("TLS_CERT", "/etc/tls/c.pem"),
+            (
+                "TLS_KEY",
+                "-----BEGIN PRIVATE KEY-----\nsekrit-key-body\n-----END PRIVATE KEY-----\n",
+            ),
+        ];
+        let c = resolve(&secrets, Flags::default()).unwrap();
+        let dump = format!("{:?} {c:?}", c.redacted());
+        assert!(!dump.contains("sekrit"), "{dump}");
+        assert_eq!(c.redacted()["TLS_KEY"], "[redacted]");
     }
 }

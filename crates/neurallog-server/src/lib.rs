@@ -11,6 +11,9 @@
 //! - [`routes`]: one module per resource; [`app`] assembles them into the router.
 //! - [`metrics`]: the Prometheus registry, the request-tracking layer and the `/metrics` router.
 //! - [`openapi`]: the OpenAPI document generated from the route annotations.
+//! - [`tls`]: HTTPS with certificate reload and optional client certificates.
+//! - [`rotation`]: secrets that change while the server runs; [`vault`] reads them from
+//!   HashiCorp Vault (cargo feature `vault`).
 //! - [`run`]: binds, serves and shuts down gracefully.
 
 pub mod abuse;
@@ -21,10 +24,14 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod rotation;
 pub mod routes;
 pub mod secret;
 mod serve;
 pub mod tenants;
+pub mod tls;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 pub use app::{AppState, app};
 pub use config::ServerConfig;

@@ -2,7 +2,8 @@
 //!
 //! Shutdown (SIGTERM, SIGINT, or the future a caller passes) stops accepting connections,
 //! lets in-flight requests finish, then flushes storage before returning, so the process can
-//! exit 0 with nothing lost.
+//! exit 0 with nothing lost. With `TLS_CERT`/`TLS_KEY` set the same happens over HTTPS
+//! ([`crate::tls`]); a TLS problem found at start-up stops it before anything is served.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -316,6 +317,17 @@ impl Server {
         keyring: Option<Arc<Keyring>>,
         external: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
+        // TLS first: a bad certificate fails start-up before anything listens.
+        let tls = match &config.tls {
+            Some(t) => Some(crate::tls::reload::start(crate::tls::TlsSources {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+                client_ca: t.client_ca.clone(),
+                live: config.live.clone(),
+            })?),
+            None => None,
+        };
+        let live = config.live.clone();
         let state = state(&config, storage, keyring).await?;
         let storage = state.storage.clone();
         let audit = state.audit.clone();
@@ -323,7 +335,8 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, backend = storage.backend(), "neurallog listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, backend = storage.backend(), "neurallog listening");
         let metrics_listener = metrics_listener(&config).await?;
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -343,13 +356,25 @@ impl Server {
             })
         });
         let task = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(signal)
-            .await;
-            if let Some(t) = metrics_task {
+            // Background work lives inside this task so that a failed start leaves none.
+            let refresh = live.spawn_refresh();
+            let served = match tls {
+                Some((current, reload)) => {
+                    let reload = tokio::spawn(reload);
+                    crate::tls::listener::serve(listener, app(state), current, signal).await;
+                    reload.abort();
+                    Ok(())
+                }
+                None => {
+                    axum::serve(
+                        listener,
+                        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(signal)
+                    .await
+                }
+            };
+            for t in [metrics_task, refresh].into_iter().flatten() {
                 t.abort();
             }
             served?;

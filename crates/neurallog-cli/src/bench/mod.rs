@@ -13,11 +13,17 @@
 //!
 //! then stops the server gracefully and measures its peak RSS and its bytes on disk.
 //!
+//! With `--tls` the started server speaks HTTPS with a self-signed certificate made for the
+//! run, every phase above goes over TLS, and a second server without TLS repeats phases 1
+//! and 2 so that `security_overhead.tls` can compare the two.
+//!
 //! Authentication is on: the phases present a managed `nl_…` API key, and the server writes
 //! its audit trail. Unless `--skip-auth-cost`, a second server with both off
 //! (`NEURALLOG_BENCH_DISABLE_AUTH=1`) then runs the same ingest and single-event appends, and
 //! the report gives the ratios on ÷ off (`auth_cost`): what authentication, authorisation and
 //! audit together cost, measured on the same machine in the same run.
+
+mod tls;
 
 mod generate;
 
@@ -79,6 +85,13 @@ pub struct BenchArgs {
     /// memory, and `redis-benchmark -P 64` on the same Redis gives the raw ceiling.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Serve HTTPS (a self-signed certificate made for the run) and measure TLS's cost
+    /// against a second, plain-HTTP run of the ingest and newest-100 phases.
+    #[arg(long)]
+    pub tls: bool,
+    /// How to trust a --url server over HTTPS.
+    #[command(flatten)]
+    pub trust: crate::cli::TlsArgs,
     /// Run the started server with authentication and audit off (a benchmark-only setting
     /// that production mode refuses).
     #[arg(long)]
@@ -95,13 +108,20 @@ struct Target {
     child: Option<tokio::process::Child>,
     data_dir: Option<PathBuf>,
     _temp: Option<tempfile::TempDir>,
+    _pki: Option<tls::SelfSigned>,
 }
 
 /// Starts the server under test; with `auth`, the phases then use a managed `nl_…` API key
 /// (admin role, created through the API), so that they pay for what real clients pay: key
-/// lookup, keyed hash, RBAC decision and an audit event per call.
-async fn start_target(args: &BenchArgs, auth: bool) -> anyhow::Result<Target> {
-    start_target_with(args, auth, false).await
+/// lookup, keyed hash, RBAC decision and an audit event per call. With `with_tls` it serves
+/// HTTPS; `data_dir` is used instead of a temporary directory.
+async fn start_target(
+    args: &BenchArgs,
+    auth: bool,
+    with_tls: bool,
+    data_dir: Option<&PathBuf>,
+) -> anyhow::Result<Target> {
+    start_target_with(args, auth, with_tls, data_dir, false).await
 }
 
 /// [`start_target`]; `unencrypted` sets the benchmark-only switch that stores events without
@@ -109,6 +129,8 @@ async fn start_target(args: &BenchArgs, auth: bool) -> anyhow::Result<Target> {
 async fn start_target_with(
     args: &BenchArgs,
     auth: bool,
+    with_tls: bool,
+    data_dir: Option<&PathBuf>,
     unencrypted: bool,
 ) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
@@ -117,13 +139,14 @@ async fn start_target_with(
             .clone()
             .context("--url needs --api-key (or NEURALLOG_API_KEY)")?;
         return Ok(Target {
-            client: Client::new(url, Some(key))?,
+            client: Client::with_tls(url, Some(key), &args.trust.options()?)?,
             child: None,
             data_dir: None,
             _temp: None,
+            _pki: None,
         });
     }
-    let (temp, dir) = match &args.data_dir {
+    let (temp, dir) = match data_dir {
         Some(d) => (None, d.clone()),
         None => {
             let t = tempfile::tempdir()?;
@@ -135,6 +158,11 @@ async fn start_target_with(
         .local_addr()?
         .port();
     let key = format!("bench-{:032x}", rand::random::<u128>());
+    let pki = if with_tls {
+        Some(tls::SelfSigned::create()?)
+    } else {
+        None
+    };
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .arg("serve")
         .env("PORT", port.to_string())
@@ -146,12 +174,16 @@ async fn start_target_with(
         .env("NEURALLOG_BENCH_DISABLE_AUTH", if auth { "0" } else { "1" })
         .envs(args.redis.iter().map(|url| ("REDIS_URL", url.as_str())))
         .envs(unencrypted.then_some(("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "1")))
+        .envs(pki.iter().flat_map(|p| p.server_env()))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the server")?;
-    let base = format!("http://127.0.0.1:{port}");
-    let mut client = Client::new(&base, Some(key))?;
+    let (base, trust) = match &pki {
+        Some(p) => (format!("https://127.0.0.1:{port}"), p.client_options()),
+        None => (format!("http://127.0.0.1:{port}"), Default::default()),
+    };
+    let mut client = Client::with_tls(&base, Some(key), &trust)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !client.ready().await.unwrap_or(false) {
         anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
@@ -166,13 +198,14 @@ async fn start_target_with(
             })
             .await
             .context("cannot create the benchmark API key")?;
-        client = Client::new(&base, Some(created.key))?;
+        client = Client::with_tls(&base, Some(created.key), &trust)?;
     }
     Ok(Target {
         client,
         child: Some(child),
         data_dir: Some(dir),
         _temp: temp,
+        _pki: pki,
     })
 }
 
@@ -196,7 +229,7 @@ async fn encryption_overhead(
     short.data_dir = None;
     let mut rates = Vec::new();
     for unencrypted in [false, true] {
-        let mut target = start_target_with(&short, false, unencrypted).await?;
+        let mut target = start_target_with(&short, false, false, None, unencrypted).await?;
         let ing = ingest(&target.client, source.clone(), &short).await?;
         let scan_s = full_scan(&target.client).await?;
         rates.push((
@@ -217,6 +250,24 @@ async fn encryption_overhead(
         "scan_mb_per_sec_off": scan_off,
         "scan_ratio": scan_on / scan_off,
     })))
+}
+
+/// Stops a started server with SIGTERM (a graceful drain and flush) and returns its peak RSS
+/// measured just before.
+async fn stop(child: &mut tokio::process::Child) -> anyhow::Result<Option<f64>> {
+    let mut peak = None;
+    if let Some(pid) = child.id() {
+        peak = peak_rss_mb(pid);
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .context("the server did not stop")??;
+    anyhow::ensure!(status.success(), "the server exited with {status}");
+    Ok(peak)
 }
 
 /// Peak resident memory of a process, from /proc (Linux).
@@ -474,6 +525,22 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// Redis keeps the logs of earlier runs: start from empty ones.
+async fn empty_bench_logs(client: &Client) -> anyhow::Result<()> {
+    for log in ["bench", "bench-single"] {
+        let resp = client
+            .request(Method::DELETE, &format!("/logs/{log}"))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND,
+            "cannot empty the bench log {log}: {}",
+            resp.status()
+        );
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and prints the report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let source = Arc::new(match &args.corpus {
@@ -482,22 +549,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             size: args.event_size,
         },
     });
+    anyhow::ensure!(
+        !(args.tls && args.url.is_some()),
+        "--tls starts its own HTTPS server: give it without --url (use --ca-cert for an https --url)"
+    );
     let auth = !args.no_auth;
-    let mut target = start_target(&args, auth).await?;
+    let mut target = start_target(&args, auth, args.tls, args.data_dir.as_ref()).await?;
     let client = target.client.clone();
     if args.redis.is_some() {
-        // Redis keeps the logs of earlier runs: start from empty ones.
-        for log in ["bench", "bench-single"] {
-            let resp = client
-                .request(Method::DELETE, &format!("/logs/{log}"))
-                .send()
-                .await?;
-            anyhow::ensure!(
-                resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND,
-                "cannot empty the bench log {log}: {}",
-                resp.status()
-            );
-        }
+        empty_bench_logs(&client).await?;
     }
     let say = |s: &str| {
         if !args.json {
@@ -530,17 +590,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut peak_rss = None;
     let mut disk = None;
     if let Some(child) = target.child.as_mut() {
-        if let Some(pid) = child.id() {
-            peak_rss = peak_rss_mb(pid);
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-            .await
-            .context("the server did not stop")??;
-        anyhow::ensure!(status.success(), "the server exited with {status}");
+        peak_rss = stop(child).await?;
         disk = target.data_dir.as_deref().map(dir_bytes);
     }
     let mut ceiling = (None, None);
@@ -549,13 +599,41 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         disk = redis_dataset_bytes(url).await?;
         ceiling = redis_ceiling(url, args.event_size);
     }
+    let mut security_overhead = serde_json::Map::new();
+    if args.tls {
+        say("baseline without TLS: ingest and newest-100 reads…");
+        // A fresh directory, so that the plain run starts from the same empty store.
+        let mut plain = start_target(&args, auth, false, None).await?;
+        if args.redis.is_some() {
+            empty_bench_logs(&plain.client).await?;
+        }
+        let plain_ing = ingest(&plain.client, source.clone(), &args).await?;
+        let (plain_p50, plain_p99) = newest_100(&plain.client, args.queries).await?;
+        if let Some(child) = plain.child.as_mut() {
+            stop(child).await?;
+        }
+        let rate = |r: &IngestResult| r.events as f64 / r.seconds;
+        security_overhead.insert(
+            "tls".into(),
+            json!({
+                "ingest_ratio": rate(&ing) / rate(&plain_ing),
+                "newest100_p50_ratio": p50 / plain_p50.max(0.001),
+                "newest100_p99_ratio": p99 / plain_p99.max(0.001),
+                "ingest_events_per_s_tls": rate(&ing),
+                "ingest_events_per_s_plain": rate(&plain_ing),
+                "newest100_p50_ms_plain": plain_p50,
+                "newest100_p99_ms_plain": plain_p99,
+            }),
+        );
+    }
 
     // What authentication and audit cost: the same ingest and single-event appends against a
     // fresh server with both off.
     let mut auth_cost = Value::Null;
     if auth && args.url.is_none() && args.redis.is_none() && !args.skip_auth_cost {
         say("again without authentication and audit, to measure their cost…");
-        let mut off = start_target(&args, false).await?;
+        // Same transport as the main run; a fresh directory, like the main run's.
+        let mut off = start_target(&args, false, args.tls, None).await?;
         let off_ing = ingest(&off.client, source.clone(), &args).await?;
         let mut off_append = None;
         if args.compare_seconds > 0.0 {
@@ -576,9 +654,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     say("comparing ingest and scan with encryption at rest on and off…");
-    let mut overhead = serde_json::Map::new();
     if let Some(enc) = encryption_overhead(&args, source.clone()).await? {
-        overhead.insert("encryption".into(), enc);
+        security_overhead.insert("encryption".into(), enc);
     }
 
     let mb = |b: u64| b as f64 / 1e6;
@@ -593,7 +670,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "disk_ratio": disk.map(|d| raw_total as f64 / d.max(1) as f64),
         "disk_bytes": disk,
         "raw_bytes": raw_total,
-        "security_overhead": Value::Object(overhead),
+        "security_overhead": Value::Object(security_overhead),
         "auth_cost": auth_cost,
         "compare_append_rps": append_rps,
         "compare_newest100_rps": read_rps,
@@ -604,7 +681,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "events": ing.events, "event_size": args.event_size, "batch": args.batch,
             "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
             "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
-            "auth": if auth { "api-key+audit" } else { "off" }, "encryption": args.url.is_none(), "tls": false, "machine": machine(),
+            "auth": if auth { "api-key+audit" } else { "off" }, "encryption": args.url.is_none(), "tls": args.tls, "machine": machine(),
             "storage": if args.redis.is_some() { "redis" } else { "embedded" },
         },
     });
@@ -693,9 +770,11 @@ fn print_table(r: &Value) {
             "audit ≤ 10 % of ingest".into(),
         ],
         vec![
-            "security overhead".into(),
-            "n/a (encryption and TLS not built yet)".into(),
-            "≤ 15 %".into(),
+            "security overhead: TLS ingest / plain ingest".into(),
+            r["security_overhead"]["tls"]["ingest_ratio"]
+                .as_f64()
+                .map_or("n/a (run with --tls)".to_owned(), |v| format!("{v:.2}×")),
+            "≥ 0.85× (≤ 15 %)".into(),
         ],
     ];
     crate::output::table(&["figure", "measured", "target (spec §9)"], rows);

@@ -87,6 +87,10 @@ pub fn env(tenant: &Tenant, config: &OperatorConfig) -> Vec<EnvVar> {
         if let Some(ca) = &tls.client_ca_key {
             env.push(secret_env("TLS_CLIENT_CA", &tls.secret_name, ca));
         }
+    } else {
+        // Without its own certificate the server runs in production mode only behind the
+        // cluster's TLS-terminating ingress, which this declares.
+        env.push(value("NEURALLOG_TLS_PROXY", "true"));
     }
     let auth = &spec.auth;
     if let Some(jwt) = &auth.jwt {

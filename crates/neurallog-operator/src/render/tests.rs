@@ -458,12 +458,18 @@ fn server_gets_its_settings_and_secrets_by_reference() {
         env_secret(&env, "TLS_KEY"),
         ("tls-certs".into(), "key".into())
     );
+    assert!(
+        !env.iter().any(|e| e.name == "NEURALLOG_TLS_PROXY"),
+        "a server with its own certificate does not claim a proxy"
+    );
 }
 
 #[test]
 fn tls_variables_only_when_tls_is_set() {
     let env = server_env(&rendered(&Tenant::test()));
     assert!(!env.iter().any(|e| e.name.starts_with("TLS_")));
+    // Production mode refuses plain HTTP unless a TLS-terminating proxy is declared.
+    assert_eq!(env_value(&env, "NEURALLOG_TLS_PROXY"), "true");
 }
 
 #[test]
