@@ -27,14 +27,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use neurallog_core::{
-    EntryId, LogName, TenantId,
+    Entry, EntryId, LogName, TenantId,
     ingest::NewEvent,
     query::{LogScope, Matcher, ReadQuery, SearchQuery, TimeRange},
 };
 use tokio::sync::oneshot;
 
 use crate::block::{self, Block};
-use crate::{LogSummary, Page, Result, Storage, StorageError};
+use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Storage, StorageError};
 use keys::LogMeta;
 use writer::{Command, WriterHandle};
 
@@ -112,9 +112,16 @@ impl EmbeddedStorage {
                 KeyspaceCreateOptions::default()
                     .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
                     .max_memtable_size(16 * 1024 * 1024)
+                    // Erasure must be able to make removed blocks unrecoverable: a blob file
+                    // holding any removed block is rewritten by the next compaction that
+                    // reaches it (the defaults wait for a third of a file to be stale, and
+                    // then rewrite only the oldest fifth of such files). Append-only data
+                    // never goes stale, so this costs nothing until blocks are removed.
                     .with_kv_separation(Some(
                         fjall::KvSeparationOptions::default()
-                            .compression(fjall::CompressionType::None),
+                            .compression(fjall::CompressionType::None)
+                            .staleness_threshold(f32::MIN_POSITIVE)
+                            .age_cutoff(1.0),
                     ))
             })
             .map_err(io_err)?;
@@ -420,4 +427,104 @@ impl Storage for EmbeddedStorage {
         })
         .await
     }
+
+    async fn purge_before(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        cutoff_ms: i64,
+        max_blocks: usize,
+    ) -> Result<PurgeOutcome> {
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.command(|reply| Command::Purge {
+            tenant,
+            log,
+            cutoff_ms,
+            max_blocks,
+            reply,
+        })
+        .await
+    }
+
+    async fn erase(&self, tenant: &TenantId, log: &LogName, matcher: &Matcher) -> Result<u64> {
+        // The scan (decompression, JSON parsing) runs here, on the blocking pool; the writer
+        // only rewrites the blocks found, checking each again, in chunks so that appends
+        // keep flowing between them.
+        let (t2, l2, m2) = (tenant.clone(), log.clone(), matcher.clone());
+        let candidates = self
+            .blocking(move |t| erase_candidates(t, &t2, &l2, &m2))
+            .await?;
+        let mut erased = 0;
+        for chunk in candidates.chunks(ERASE_CHUNK) {
+            let (tenant, log, matcher) = (tenant.clone(), log.clone(), matcher.clone());
+            let candidates = chunk.to_vec();
+            erased += self
+                .command(|reply| Command::Erase {
+                    tenant,
+                    log,
+                    candidates,
+                    matcher,
+                    reply,
+                })
+                .await?;
+        }
+        Ok(erased)
+    }
+
+    async fn compact(&self) -> Result<()> {
+        // Flush the memtable into a table, then compact every table into one run: versions
+        // of removed or rewritten blocks are dropped, and (with the blob settings in `open`)
+        // every blob file holding one is rewritten without it. The journal segments that
+        // held them are deleted once their memtable is flushed.
+        self.blocking(|t| {
+            t.blocks.rotate_memtable_and_wait().map_err(io_err)?;
+            t.blocks.major_compact().map_err(io_err)?;
+            t.logs.rotate_memtable_and_wait().map_err(io_err)?;
+            t.db.persist(PersistMode::SyncAll).map_err(io_err)
+        })
+        .await
+    }
+
+    async fn import(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        entries: Vec<Entry>,
+    ) -> Result<ImportOutcome> {
+        if entries.len() > crate::MAX_IMPORT_ENTRIES {
+            return Err(StorageError::internal("import holds too many entries"));
+        }
+        if entries.is_empty() {
+            return Ok(ImportOutcome::default());
+        }
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.command(|reply| Command::Import {
+            tenant,
+            log,
+            entries,
+            reply,
+        })
+        .await
+    }
+}
+
+/// Blocks rewritten by one erase command.
+const ERASE_CHUNK: usize = 32;
+
+/// Keys of the log's blocks holding an entry `matcher` accepts.
+fn erase_candidates(
+    tree: &Tree,
+    tenant: &TenantId,
+    log: &LogName,
+    matcher: &Matcher,
+) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for kv in tree.blocks.prefix(keys::log_prefix(tenant, log)) {
+        let (k, v) = kv.into_inner().map_err(io_err)?;
+        let b = tree.decode(&k, &v, false)?;
+        if !b.matching(matcher, b.len()).is_empty() {
+            out.push(k.to_vec());
+        }
+    }
+    Ok(out)
 }

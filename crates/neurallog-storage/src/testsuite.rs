@@ -12,6 +12,9 @@ use neurallog_core::{
 
 use crate::Storage;
 
+mod maintenance;
+pub use maintenance::*;
+
 /// Generates one test per conformance case for a backend.
 ///
 /// ```ignore
@@ -25,7 +28,9 @@ macro_rules! conformance_tests {
             time_range, get_and_delete_entry, delete_log, list_logs_sorted, search_text_and_fields,
             search_all_logs_and_cursor, summaries, tenant_isolation, delete_tenant_is_scoped,
             large_batch_spans_blocks, concurrent_appends, exact_bytes_round_trip,
-            ids_survive_delete_of_newest, ping_and_flush);
+            ids_survive_delete_of_newest, ping_and_flush, purge_expired_blocks,
+            purge_ignores_future_timestamps, erase_matching_events, erase_with_concurrent_appends,
+            import_preserves_ids);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

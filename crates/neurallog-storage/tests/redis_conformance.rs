@@ -42,6 +42,7 @@ use std::collections::HashSet;
 
 use neurallog_core::EntryId;
 use neurallog_core::query::{LogScope, Matcher, ReadQuery, SearchQuery, TimeRange};
+use neurallog_storage::PurgeOutcome;
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
 use neurallog_storage::testsuite::{event, log, tenant};
 use support::RedisServer;
@@ -300,15 +301,23 @@ async fn retention_purges_whole_blocks() {
     // At most one block per call: bounded work.
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 1).await.expect("purge"),
-        (1, 3)
+        PurgeOutcome {
+            blocks: 1,
+            entries: 3,
+            more: true
+        }
     );
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 10).await.expect("purge"),
-        (1, 4)
+        PurgeOutcome {
+            blocks: 1,
+            entries: 4,
+            more: false
+        }
     );
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 10).await.expect("purge"),
-        (0, 0)
+        PurgeOutcome::default()
     );
     let s = store.log_summary(&t, &l).await.expect("summary");
     assert_eq!(s.count, 5);
@@ -321,7 +330,11 @@ async fn retention_purges_whole_blocks() {
     let later = newest[4].millis() + 1;
     assert_eq!(
         store.purge_before(&t, &l, later, 10).await.expect("purge"),
-        (1, 5)
+        PurgeOutcome {
+            blocks: 1,
+            entries: 5,
+            more: false
+        }
     );
     assert!(store.list_logs(&t).await.expect("list").is_empty());
 }
