@@ -149,6 +149,17 @@ impl EmbeddedStorage {
         &self.path
     }
 
+    /// The stored (encoded) blocks of a log, oldest first: tests use them to look for a
+    /// removed block's bytes in the store's files.
+    #[cfg(feature = "testsuite")]
+    pub fn raw_blocks(&self, tenant: &TenantId, log: &LogName) -> Result<Vec<Vec<u8>>> {
+        self.tree
+            .blocks
+            .prefix(keys::log_prefix(tenant, log))
+            .map(|kv| Ok(kv.into_inner().map_err(io_err)?.1.to_vec()))
+            .collect()
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Tree) -> Result<T> + Send + 'static,
@@ -472,14 +483,24 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn compact(&self) -> Result<()> {
-        // Flush the memtable into a table, then compact every table into one run: versions
-        // of removed or rewritten blocks are dropped, and (with the blob settings in `open`)
-        // every blob file holding one is rewritten without it. The journal segments that
-        // held them are deleted once their memtable is flushed.
         self.blocking(|t| {
+            // Flush the memtable into a table, then compact every table into one: versions
+            // of removed or rewritten blocks are dropped and (with the blob settings in
+            // `open`) every blob file holding one is rewritten without it.
+            //
+            // Twice, because the engine only drops what lies below its garbage-collection
+            // watermark, which trails the newest write, and deletes the files of an old
+            // table set only once a newer set is itself below the watermark: each round's
+            // tombstone (of a key outside every tenant's prefix, so no reader sees it) moves
+            // the watermark past the previous round. The journal segments holding removed
+            // blocks are dropped once their memtables are flushed.
+            for _ in 0..2 {
+                t.blocks.remove(COMPACTION_MARK).map_err(io_err)?;
+                t.blocks.rotate_memtable_and_wait().map_err(io_err)?;
+                t.blocks.major_compact().map_err(io_err)?;
+            }
+            t.blocks.remove(COMPACTION_MARK).map_err(io_err)?;
             t.blocks.rotate_memtable_and_wait().map_err(io_err)?;
-            t.blocks.major_compact().map_err(io_err)?;
-            t.logs.rotate_memtable_and_wait().map_err(io_err)?;
             t.db.persist(PersistMode::SyncAll).map_err(io_err)
         })
         .await
@@ -507,6 +528,10 @@ impl Storage for EmbeddedStorage {
         .await
     }
 }
+
+/// A key of the `blocks` keyspace outside every tenant's prefix (tenant ids do not start
+/// with 0x00), written only as a tombstone by `compact`.
+const COMPACTION_MARK: &[u8] = b"\0compaction";
 
 /// Blocks rewritten by one erase command.
 const ERASE_CHUNK: usize = 32;
