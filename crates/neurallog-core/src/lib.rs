@@ -10,6 +10,7 @@
 //! - [`ingest`]: turns a request body (object, array, NDJSON) into bounded [`ingest::NewEvent`]s.
 //! - [`entry`]: the stored [`Entry`] and its wire shape (spec §3.2).
 //! - [`query`]: read and search queries, cursors and the event matcher.
+//! - [`rbac`]: roles, permissions, grants and the pure [`rbac::authorize`] decision.
 //! - [`api`]: request and response bodies shared by the server, the client and the OpenAPI document.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod id;
 pub mod ingest;
 pub mod log_name;
 pub mod query;
+pub mod rbac;
 pub mod tenant;
 pub mod time;
 

@@ -12,7 +12,8 @@ use std::path::Path;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use base64::Engine;
-use neurallog_core::TenantId;
+use neurallog_core::rbac::{Decision, DenyReason, Grant, Permission, Role, authorize};
+use neurallog_core::{LogName, TenantId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -132,6 +133,23 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 pub struct Principal {
     /// The tenant whose data the request may touch.
     pub tenant: TenantId,
+    /// What the credential may do.
+    pub grant: Grant,
+}
+
+impl Principal {
+    /// Refuses (403) unless the grant allows `permission` on the request's tenant (and `log`,
+    /// for `logs:*` permissions). Every route calls this before it touches anything.
+    pub fn require(&self, permission: Permission, log: Option<&LogName>) -> Result<(), ApiError> {
+        match authorize(&self.grant, &self.tenant, permission, log) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::forbidden(match reason {
+                DenyReason::Permission => format!("this credential lacks {permission}"),
+                DenyReason::Tenant => "this credential does not reach this tenant".to_owned(),
+                DenyReason::Log => "this credential does not reach this log".to_owned(),
+            })),
+        }
+    }
 }
 
 /// The credential a request presents, if any.
@@ -157,8 +175,11 @@ impl FromRequestParts<AppState> for Principal {
         if !state.auth.verify(key) {
             return Err(ApiError::unauthorized());
         }
+        let tenant = state.auth.tenant().clone();
+        let admin = Role::built_in("admin").ok_or_else(ApiError::internal)?;
         Ok(Principal {
-            tenant: state.auth.tenant().clone(),
+            grant: Grant::role(tenant.clone(), &admin, None),
+            tenant,
         })
     }
 }

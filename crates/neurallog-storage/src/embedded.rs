@@ -19,6 +19,7 @@
 //! one block and one sync. Reads run on the blocking pool against the tree directly.
 
 mod keys;
+mod records;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ use neurallog_core::{
 use tokio::sync::oneshot;
 
 use crate::block::{self, Block};
-use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Storage, StorageError};
+use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage, StorageError};
 use keys::LogMeta;
 use writer::{Command, WriterHandle};
 
@@ -43,6 +44,8 @@ struct Tree {
     db: Database,
     blocks: Keyspace,
     logs: Keyspace,
+    /// Metadata records and audit sequences.
+    records: records::Records,
     /// Decoded blocks by storage key. The newest blocks of busy logs are read over and over
     /// (newest-first pages, tails, searches); decoding them once saves most of a read's CPU.
     /// Keys carry the tenant, so the cache is as isolated as the tree. The writer evicts a
@@ -128,11 +131,13 @@ impl EmbeddedStorage {
         let logs = db
             .keyspace("logs", KeyspaceCreateOptions::default)
             .map_err(io_err)?;
+        let records = records::Records::open(&db)?;
         let cache = crate::block::cache(CACHE_BYTES);
         let tree = Arc::new(Tree {
             db,
             blocks,
             logs,
+            records,
             cache,
         });
         let floor = newest_id(&tree)?;
@@ -178,6 +183,49 @@ impl EmbeddedStorage {
         self.writer.send(make(tx))?;
         rx.await
             .map_err(|_| StorageError::unavailable("storage writer stopped"))?
+    }
+}
+
+/// A [`Scope`] that can move to the blocking pool.
+enum OwnedScope {
+    Global,
+    Tenant(TenantId),
+}
+
+impl OwnedScope {
+    fn as_scope(&self) -> Scope<'_> {
+        match self {
+            OwnedScope::Global => Scope::Global,
+            OwnedScope::Tenant(t) => Scope::Tenant(t),
+        }
+    }
+}
+
+fn owned(scope: Scope<'_>, space: &str, key: &str) -> (OwnedScope, String, String) {
+    let scope = match scope {
+        Scope::Global => OwnedScope::Global,
+        Scope::Tenant(t) => OwnedScope::Tenant(t.clone()),
+    };
+    (scope, space.to_owned(), key.to_owned())
+}
+
+#[cfg(feature = "testsuite")]
+impl EmbeddedStorage {
+    /// Test hook: overwrites one audit record, as an attacker with access to the files could.
+    pub async fn audit_overwrite(&self, scope: Scope<'_>, seq: u64, value: Vec<u8>) -> Result<()> {
+        let (scope, _, _) = owned(scope, "", "");
+        self.blocking(move |t| {
+            t.records
+                .audit_overwrite(&t.db, scope.as_scope(), seq, value)
+        })
+        .await
+    }
+
+    /// Test hook: removes one audit record.
+    pub async fn audit_remove(&self, scope: Scope<'_>, seq: u64) -> Result<()> {
+        let (scope, _, _) = owned(scope, "", "");
+        self.blocking(move |t| t.records.audit_remove(&t.db, scope.as_scope(), seq))
+            .await
     }
 }
 
@@ -416,9 +464,64 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn delete_tenant(&self, tenant: &TenantId) -> Result<u64> {
-        let tenant = tenant.clone();
-        self.command(|reply| Command::DeleteTenant { tenant, reply })
+        let t = tenant.clone();
+        let removed = self
+            .command(|reply| Command::DeleteTenant { tenant: t, reply })
+            .await?;
+        let t = tenant.clone();
+        self.blocking(move |tree| tree.records.delete_scope(&tree.db, Scope::Tenant(&t)))
+            .await?;
+        Ok(removed)
+    }
+
+    async fn meta_get(&self, scope: Scope<'_>, space: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        // A point read in a small keyspace: cheaper inline than a trip to the blocking pool.
+        self.tree.records.get(scope, space, key)
+    }
+
+    async fn meta_put(
+        &self,
+        scope: Scope<'_>,
+        space: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<()> {
+        let (scope, space, key) = owned(scope, space, key);
+        self.blocking(move |t| t.records.put(&t.db, scope.as_scope(), &space, &key, value))
             .await
+    }
+
+    async fn meta_delete(&self, scope: Scope<'_>, space: &str, key: &str) -> Result<bool> {
+        let (scope, space, key) = owned(scope, space, key);
+        self.blocking(move |t| t.records.delete(&t.db, scope.as_scope(), &space, &key))
+            .await
+    }
+
+    async fn meta_list(&self, scope: Scope<'_>, space: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let (scope, space, _) = owned(scope, space, "");
+        self.blocking(move |t| t.records.list(scope.as_scope(), &space))
+            .await
+    }
+
+    async fn audit_append(&self, scope: Scope<'_>, records: Vec<Vec<u8>>) -> Result<u64> {
+        let (scope, _, _) = owned(scope, "", "");
+        self.blocking(move |t| t.records.audit_append(&t.db, scope.as_scope(), records))
+            .await
+    }
+
+    async fn audit_read(
+        &self,
+        scope: Scope<'_>,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let (scope, _, _) = owned(scope, "", "");
+        self.blocking(move |t| t.records.audit_read(scope.as_scope(), from, limit))
+            .await
+    }
+
+    async fn audit_len(&self, scope: Scope<'_>) -> Result<u64> {
+        self.tree.records.audit_len(scope)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -131,6 +131,31 @@ pub struct ImportOutcome {
 /// Most entries one [`Storage::import`] call accepts (callers send larger sets in chunks).
 pub const MAX_IMPORT_ENTRIES: usize = 16 * 1024;
 
+/// Where a metadata record or an audit sequence lives: server-wide, or inside one tenant's
+/// space (removed with the tenant by [`Storage::delete_tenant`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Global,
+    Tenant(&'a TenantId),
+}
+
+/// Longest `space` or `key` of a metadata record.
+pub const MAX_RECORD_NAME: usize = 200;
+
+/// Checks a metadata `space` or `key`: 1-200 bytes of printable ASCII. The server chooses
+/// them, but a key id taken from a URL may reach here, so the rule is enforced, not assumed.
+pub fn check_record_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > MAX_RECORD_NAME
+        || !name.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(StorageError::internal(format!(
+            "invalid metadata {what}: 1-{MAX_RECORD_NAME} printable ASCII characters expected"
+        )));
+    }
+    Ok(())
+}
+
 /// The storage interface. Every call is scoped by tenant; implementations keep tenants'
 /// data in disjoint key spaces so that no query of one tenant can reach another's.
 ///
@@ -173,8 +198,43 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Counts of every log of the tenant, sorted by name.
     async fn tenant_summary(&self, tenant: &TenantId) -> Result<Vec<(LogName, LogSummary)>>;
 
-    /// Removes every log of a tenant; returns the number of entries removed.
+    /// Removes every log of a tenant, its metadata records and its audit sequence; returns the
+    /// number of entries removed.
     async fn delete_tenant(&self, tenant: &TenantId) -> Result<u64>;
+
+    /// A small durable record beside the logs (API-key records, the tenant registry, settings,
+    /// wrapped data keys). `space` and `key` follow [`check_record_name`].
+    async fn meta_get(&self, scope: Scope<'_>, space: &str, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Stores a record, replacing any previous value; durable when it returns `Ok`.
+    async fn meta_put(
+        &self,
+        scope: Scope<'_>,
+        space: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<()>;
+
+    /// Removes a record; `false` when there was none.
+    async fn meta_delete(&self, scope: Scope<'_>, space: &str, key: &str) -> Result<bool>;
+
+    /// Every record of one space, sorted by key.
+    async fn meta_list(&self, scope: Scope<'_>, space: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Appends records to the scope's append-only audit sequence, atomically and durably, and
+    /// returns the sequence number of the first. Numbers start at 0 and have no gaps.
+    async fn audit_append(&self, scope: Scope<'_>, records: Vec<Vec<u8>>) -> Result<u64>;
+
+    /// Up to `limit` audit records from sequence number `from` on, ascending.
+    async fn audit_read(
+        &self,
+        scope: Scope<'_>,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>>;
+
+    /// How many records the scope's audit sequence holds (the next sequence number).
+    async fn audit_len(&self, scope: Scope<'_>) -> Result<u64>;
 
     /// Checks that the backend answers (readiness).
     async fn ping(&self) -> Result<()>;

@@ -17,6 +17,8 @@
 //! <p>:{t}:blocks:<log>  hash             16-byte newest id -> encoded block (opaque blob)
 //! ```
 //!
+//! Metadata records and audit sequences have keys of their own ([`records`]).
+//!
 //! # Ids
 //!
 //! A server numbers a batch itself (so that the ids can go inside the compressed block) from
@@ -47,6 +49,7 @@
 mod conn;
 mod keys;
 mod maintenance;
+mod records;
 mod scripts;
 #[cfg(feature = "testsuite")]
 pub mod testing;
@@ -68,7 +71,7 @@ use neurallog_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::block::Block;
-use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Storage, StorageError};
+use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage, StorageError};
 use conn::{Connection, map_err};
 pub use conn::{DEFAULT_TIMEOUT, RedisOptions, redact_url};
 pub use keys::{DEFAULT_PREFIX, TenantKeys};
@@ -776,7 +779,47 @@ impl Storage for RedisStorage {
             let n: i64 = self.shared.bounded(inv.invoke_async(&mut c)).await?;
             removed += n.max(0) as u64;
         }
+        records::delete_scope(&self.shared, Scope::Tenant(tenant)).await?;
         Ok(removed)
+    }
+
+    async fn meta_get(&self, scope: Scope<'_>, space: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        records::get(&self.shared, scope, space, key).await
+    }
+
+    async fn meta_put(
+        &self,
+        scope: Scope<'_>,
+        space: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<()> {
+        records::put(&self.shared, scope, space, key, value).await
+    }
+
+    async fn meta_delete(&self, scope: Scope<'_>, space: &str, key: &str) -> Result<bool> {
+        records::delete(&self.shared, scope, space, key).await
+    }
+
+    async fn meta_list(&self, scope: Scope<'_>, space: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        records::list(&self.shared, scope, space).await
+    }
+
+    async fn audit_append(&self, scope: Scope<'_>, records: Vec<Vec<u8>>) -> Result<u64> {
+        records::audit_append(&self.shared, scope, records).await
+    }
+
+    async fn audit_read(
+        &self,
+        scope: Scope<'_>,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        records::audit_read(&self.shared, scope, from, limit).await
+    }
+
+    async fn audit_len(&self, scope: Scope<'_>) -> Result<u64> {
+        records::audit_len(&self.shared, scope).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -10,7 +10,7 @@ use neurallog_core::{
     query::{FieldFilter, LogScope, Matcher, ReadQuery, SearchQuery, TimeRange},
 };
 
-use crate::Storage;
+use crate::{Scope, Storage};
 
 mod maintenance;
 pub use maintenance::*;
@@ -28,7 +28,9 @@ macro_rules! conformance_tests {
             time_range, get_and_delete_entry, delete_log, list_logs_sorted, search_text_and_fields,
             search_all_logs_and_cursor, summaries, tenant_isolation, delete_tenant_is_scoped,
             large_batch_spans_blocks, concurrent_appends, exact_bytes_round_trip,
-            ids_survive_delete_of_newest, ping_and_flush, purge_expired_blocks,
+            ids_survive_delete_of_newest, ping_and_flush, meta_records_round_trip,
+            meta_records_are_scoped, audit_sequence_is_dense_and_ordered,
+            delete_tenant_removes_records, purge_expired_blocks,
             purge_ignores_future_timestamps, erase_matching_events, erase_with_concurrent_appends,
             import_preserves_ids);
     };
@@ -546,4 +548,153 @@ pub async fn ping_and_flush(s: Arc<dyn Storage>) {
         .await
         .expect("append");
     s.flush().await.expect("flush");
+}
+
+pub async fn meta_records_round_trip(s: Arc<dyn Storage>) {
+    let g = Scope::Global;
+    assert_eq!(s.meta_get(g, "keys", "a").await.expect("get"), None);
+    s.meta_put(g, "keys", "b", b"two".to_vec())
+        .await
+        .expect("put");
+    s.meta_put(g, "keys", "a", b"one".to_vec())
+        .await
+        .expect("put");
+    s.meta_put(g, "keys", "a", b"uno".to_vec())
+        .await
+        .expect("replace");
+    s.meta_put(g, "other", "a", b"x".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        s.meta_get(g, "keys", "a").await.expect("get"),
+        Some(b"uno".to_vec())
+    );
+    let all = s.meta_list(g, "keys").await.expect("list");
+    assert_eq!(
+        all,
+        vec![("a".into(), b"uno".to_vec()), ("b".into(), b"two".to_vec())],
+        "sorted, and only this space"
+    );
+    assert!(s.meta_delete(g, "keys", "a").await.expect("delete"));
+    assert!(!s.meta_delete(g, "keys", "a").await.expect("delete again"));
+    assert_eq!(s.meta_list(g, "keys").await.expect("list").len(), 1);
+    // Names that could break a key layout are refused, not stored.
+    assert!(s.meta_put(g, "keys", "", b"x".to_vec()).await.is_err());
+    assert!(s.meta_put(g, "ke\0ys", "a", b"x".to_vec()).await.is_err());
+    assert!(s.meta_put(g, "keys", "a b", b"x".to_vec()).await.is_err());
+    assert!(s.meta_get(g, "keys", &"k".repeat(201)).await.is_err());
+}
+
+pub async fn meta_records_are_scoped(s: Arc<dyn Storage>) {
+    let (a, b) = (tenant("a"), tenant("ab"));
+    s.meta_put(Scope::Tenant(&a), "keys", "k", b"of a".to_vec())
+        .await
+        .expect("put");
+    s.meta_put(Scope::Tenant(&b), "keys", "k", b"of ab".to_vec())
+        .await
+        .expect("put");
+    s.meta_put(Scope::Global, "keys", "k", b"global".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        s.meta_get(Scope::Tenant(&a), "keys", "k")
+            .await
+            .expect("get"),
+        Some(b"of a".to_vec())
+    );
+    assert_eq!(
+        s.meta_list(Scope::Tenant(&b), "keys").await.expect("list"),
+        vec![("k".into(), b"of ab".to_vec())]
+    );
+    assert_eq!(
+        s.meta_get(Scope::Global, "keys", "k").await.expect("get"),
+        Some(b"global".to_vec())
+    );
+}
+
+pub async fn audit_sequence_is_dense_and_ordered(s: Arc<dyn Storage>) {
+    let t = tenant("t1");
+    let scope = Scope::Tenant(&t);
+    assert_eq!(s.audit_len(scope).await.expect("len"), 0);
+    assert_eq!(
+        s.audit_append(scope, vec![b"r0".to_vec(), b"r1".to_vec()])
+            .await
+            .expect("append"),
+        0
+    );
+    assert_eq!(
+        s.audit_append(scope, vec![b"r2".to_vec()])
+            .await
+            .expect("append"),
+        2
+    );
+    // Concurrent appends never share or skip a number.
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let s = s.clone();
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            s.audit_append(Scope::Tenant(&t), vec![vec![i], vec![i]])
+                .await
+                .expect("append")
+        }));
+    }
+    let mut firsts = Vec::new();
+    for task in tasks {
+        firsts.push(task.await.expect("task"));
+    }
+    firsts.sort();
+    assert_eq!(firsts, (0..8).map(|i| 3 + 2 * i).collect::<Vec<u64>>());
+    assert_eq!(s.audit_len(scope).await.expect("len"), 19);
+    let page = s.audit_read(scope, 1, 2).await.expect("read");
+    assert_eq!(page, vec![(1, b"r1".to_vec()), (2, b"r2".to_vec())]);
+    let all = s.audit_read(scope, 0, 1000).await.expect("read all");
+    assert_eq!(all.len(), 19);
+    assert!(all.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64));
+    assert!(
+        s.audit_read(scope, 19, 10)
+            .await
+            .expect("past end")
+            .is_empty()
+    );
+    // Another tenant and the global scope have sequences of their own.
+    let other = tenant("t2");
+    assert_eq!(s.audit_len(Scope::Tenant(&other)).await.expect("len"), 0);
+    assert_eq!(
+        s.audit_append(Scope::Global, vec![b"g".to_vec()])
+            .await
+            .expect("append"),
+        0
+    );
+}
+
+pub async fn delete_tenant_removes_records(s: Arc<dyn Storage>) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    for t in [&a, &b] {
+        s.meta_put(Scope::Tenant(t), "keys", "k", b"v".to_vec())
+            .await
+            .expect("put");
+        s.audit_append(Scope::Tenant(t), vec![b"r".to_vec()])
+            .await
+            .expect("audit");
+        s.append(t, &log("app"), n_events(1, "x"))
+            .await
+            .expect("append");
+    }
+    s.delete_tenant(&a).await.expect("delete tenant");
+    assert_eq!(
+        s.meta_get(Scope::Tenant(&a), "keys", "k")
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(s.audit_len(Scope::Tenant(&a)).await.expect("len"), 0);
+    assert_eq!(
+        s.meta_get(Scope::Tenant(&b), "keys", "k")
+            .await
+            .expect("get"),
+        Some(b"v".to_vec()),
+        "the other tenant keeps its records"
+    );
+    assert_eq!(s.audit_len(Scope::Tenant(&b)).await.expect("len"), 1);
 }

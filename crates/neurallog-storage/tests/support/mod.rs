@@ -14,7 +14,7 @@ use neurallog_core::{
 };
 pub use neurallog_storage::redis::testing::{RedisServer, redis_available};
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
-use neurallog_storage::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Storage};
+use neurallog_storage::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage};
 
 /// Path of a file in the server's directory.
 pub fn in_dir(server: &RedisServer, name: &str) -> PathBuf {
@@ -185,6 +185,27 @@ impl Storage for ServedStore {
     }
     async fn delete_tenant(&self, t: &TenantId) -> Result<u64> {
         self.store.delete_tenant(t).await
+    }
+    async fn meta_get(&self, sc: Scope<'_>, sp: &str, k: &str) -> Result<Option<Vec<u8>>> {
+        self.store.meta_get(sc, sp, k).await
+    }
+    async fn meta_put(&self, sc: Scope<'_>, sp: &str, k: &str, v: Vec<u8>) -> Result<()> {
+        self.store.meta_put(sc, sp, k, v).await
+    }
+    async fn meta_delete(&self, sc: Scope<'_>, sp: &str, k: &str) -> Result<bool> {
+        self.store.meta_delete(sc, sp, k).await
+    }
+    async fn meta_list(&self, sc: Scope<'_>, sp: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.store.meta_list(sc, sp).await
+    }
+    async fn audit_append(&self, sc: Scope<'_>, r: Vec<Vec<u8>>) -> Result<u64> {
+        self.store.audit_append(sc, r).await
+    }
+    async fn audit_read(&self, sc: Scope<'_>, from: u64, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.store.audit_read(sc, from, n).await
+    }
+    async fn audit_len(&self, sc: Scope<'_>) -> Result<u64> {
+        self.store.audit_len(sc).await
     }
     async fn ping(&self) -> Result<()> {
         self.store.ping().await
