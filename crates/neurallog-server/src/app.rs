@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use neurallog_core::ingest::Limits;
 use neurallog_storage::Storage;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -23,6 +23,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub auth: Arc<BootstrapAuth>,
     pub limits: Arc<Limits>,
+    /// Retention defaults and purge counters.
+    pub retention: Arc<crate::retention::Retention>,
 }
 
 /// Builds the router (tests call it without a socket).
@@ -47,6 +49,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/search", get(routes::search::search))
         .route("/statistics", get(routes::stats::statistics))
+        .route(
+            "/api/retention",
+            get(routes::retention::get).put(routes::retention::put),
+        )
+        .route("/api/erasure", post(routes::erasure::erase))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::map_response(json_method_not_allowed))
         .layer(CatchPanicLayer::custom(|_| {

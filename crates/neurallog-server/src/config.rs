@@ -23,6 +23,9 @@ fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError(format!("invalid {key} '{value}': expected {allowed}"))
 }
 
+/// Default pause between retention purge cycles.
+pub const DEFAULT_PURGE_INTERVAL_SECONDS: u64 = 300;
+
 /// Deployment mode: production turns insecure-setting warnings into start-up errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -60,6 +63,8 @@ struct FileConfig {
     max_body_bytes: Option<toml::Value>,
     max_batch_events: Option<toml::Value>,
     max_event_bytes: Option<toml::Value>,
+    retention_days: Option<toml::Value>,
+    purge_interval_seconds: Option<toml::Value>,
 }
 
 /// The resolved configuration of `neurallog serve`.
@@ -79,6 +84,10 @@ pub struct ServerConfig {
     pub redis_password: Option<Secret>,
     pub redis_ca_cert: Option<PathBuf>,
     pub limits: Limits,
+    /// `NEURALLOG_RETENTION_DAYS`: retention of tenants that set none (`None`: keep).
+    pub retention_days: Option<u64>,
+    /// `NEURALLOG_PURGE_INTERVAL_SECONDS`: pause between purge cycles.
+    pub purge_interval: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -96,6 +105,8 @@ impl ServerConfig {
             redis_password: None,
             redis_ca_cert: None,
             limits: Limits::default(),
+            retention_days: None,
+            purge_interval: std::time::Duration::from_secs(DEFAULT_PURGE_INTERVAL_SECONDS),
         }
     }
 
@@ -249,6 +260,28 @@ impl ServerConfig {
             ..defaults
         };
 
+        let retention_days =
+            match env("NEURALLOG_RETENTION_DAYS").or(toml_text(&file.retention_days)) {
+                None => None,
+                Some(t) if t.trim().is_empty() => None,
+                Some(t) => match t.trim().parse::<u64>() {
+                    Ok(n) if (1..=neurallog_core::retention::MAX_DAYS).contains(&n) => Some(n),
+                    _ => {
+                        return Err(invalid(
+                            "NEURALLOG_RETENTION_DAYS",
+                            &t,
+                            "an integer from 1 to 36500",
+                        ));
+                    }
+                },
+            };
+        let purge_interval = std::time::Duration::from_secs(size(
+            "NEURALLOG_PURGE_INTERVAL_SECONDS",
+            toml_text(&file.purge_interval_seconds),
+            DEFAULT_PURGE_INTERVAL_SECONDS as usize,
+            86_400,
+        )? as u64);
+
         let config = Self {
             bind,
             port,
@@ -261,6 +294,8 @@ impl ServerConfig {
             redis_password,
             redis_ca_cert,
             limits,
+            retention_days,
+            purge_interval,
         };
         let findings = config.insecure_settings();
         if config.mode == Mode::Production && !findings.is_empty() {
@@ -323,6 +358,15 @@ impl ServerConfig {
             (
                 "NEURALLOG_MAX_EVENT_BYTES",
                 self.limits.max_event_bytes.to_string(),
+            ),
+            (
+                "NEURALLOG_RETENTION_DAYS",
+                self.retention_days
+                    .map_or("(unset)".into(), |d| d.to_string()),
+            ),
+            (
+                "NEURALLOG_PURGE_INTERVAL_SECONDS",
+                self.purge_interval.as_secs().to_string(),
             ),
         ])
     }

@@ -6,6 +6,7 @@
 //! - [`error`]: [`error::ApiError`], the one error type that becomes every error response.
 //! - [`routes`]: one module per resource; [`app`] assembles them into the router.
 //! - [`openapi`]: the OpenAPI document generated from the route annotations.
+//! - [`retention`]: retention settings and the background purge.
 //! - [`run`]: binds, serves and shuts down gracefully.
 
 pub mod app;
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod openapi;
+pub mod retention;
 pub mod routes;
 pub mod secret;
 mod serve;

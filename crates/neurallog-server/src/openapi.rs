@@ -15,6 +15,7 @@ use crate::routes;
         routes::logs::delete_log, routes::logs::delete_entry,
         routes::search::search,
         routes::stats::statistics, routes::stats::log_statistics,
+        routes::retention::get, routes::retention::put, routes::erasure::erase,
     ),
     modifiers(&Security)
 )]

@@ -100,6 +100,10 @@ async fn state(config: &ServerConfig) -> anyhow::Result<AppState> {
         storage,
         auth: Arc::new(auth),
         limits: Arc::new(config.limits.clone()),
+        retention: Arc::new(crate::retention::Retention {
+            server_default_days: config.retention_days,
+            metrics: Arc::default(),
+        }),
     })
 }
 
@@ -135,6 +139,16 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
         let addr = listener.local_addr()?;
+        // Retention runs beside the server and stops with it.
+        let purger = crate::retention::Purger {
+            storage: storage.clone(),
+            tenant: state.auth.tenant().clone(),
+            server_default_days: config.retention_days,
+            metrics: state.retention.metrics.clone(),
+            observer: None,
+            max_blocks_per_cycle: crate::retention::MAX_BLOCKS_PER_CYCLE,
+        }
+        .spawn(config.purge_interval);
         tracing::info!(%addr, backend = storage.backend(), "neurallog listening");
         let (stop, stopped) = oneshot::channel::<()>();
         let signal = async move {
@@ -148,6 +162,7 @@ impl Server {
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(signal)
                 .await?;
+            purger.abort();
             storage
                 .flush()
                 .await

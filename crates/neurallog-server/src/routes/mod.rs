@@ -1,7 +1,9 @@
 //! Route handlers, one module per resource, and the parameter parsing they share.
 
+pub mod erasure;
 pub mod logs;
 pub mod meta;
+pub mod retention;
 pub mod search;
 pub mod stats;
 
