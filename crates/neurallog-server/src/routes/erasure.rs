@@ -13,7 +13,7 @@ use neurallog_core::api::SUCCESS;
 use neurallog_core::rbac::Permission;
 use neurallog_core::retention::{ErasureRequest, ErasureResponse};
 
-use super::retention::read_json_body;
+use super::retention::{parse_object, read_json_body};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -33,8 +33,7 @@ pub async fn erase(
 ) -> Result<Json<ErasureResponse>, ApiError> {
     principal.require(Permission::LogsDelete, None)?;
     let bytes = read_json_body(body, MAX_BODY).await?;
-    let req: ErasureRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("erasure request: {e}")))?;
+    let req: ErasureRequest = parse_object(&bytes, "erasure request")?;
     let erasure = req
         .validate()
         .map_err(|m| ApiError::bad_request("invalid_erasure", m))?;

@@ -51,8 +51,7 @@ pub async fn put(
 ) -> Result<Json<RetentionResponse>, ApiError> {
     principal.require(Permission::RetentionManage, None)?;
     let bytes = read_json_body(body, MAX_BODY).await?;
-    let update: RetentionUpdate = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("retention settings: {e}")))?;
+    let update: RetentionUpdate = parse_object(&bytes, "retention settings")?;
     let settings = update
         .validate()
         .map_err(|m| ApiError::bad_request("invalid_retention", m))?;
@@ -60,6 +59,20 @@ pub async fn put(
     tracing::info!(tenant = %principal.tenant, default_days = ?settings.default_days,
         rules = settings.logs.len(), "retention settings changed");
     Ok(answer(&st, settings))
+}
+
+/// Parses a body that must be one JSON object. (serde would also take a struct from an
+/// array of its fields, so `[]` would read as "no settings" and clear them.)
+pub fn parse_object<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_json", format!("{what}: {m}"));
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if !v.is_object() {
+        return Err(bad("expected a JSON object".into()));
+    }
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
 }
 
 /// Reads a JSON body of at most `max` bytes (413 beyond).
