@@ -26,6 +26,11 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Write an encrypted, integrity-checked archive of one or every tenant (reads the
+    /// configured storage directly; needs NEURALLOG_BACKUP_KEY).
+    Backup(crate::backup::BackupArgs),
+    /// Restore an archive written by `backup` into the configured storage (either backend).
+    Restore(crate::backup::RestoreArgs),
     /// Inspect the server configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -131,6 +136,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Logs(cmd) => logs::run(cmd).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Backup(args) => crate::backup::backup(args).await,
+        Command::Restore(args) => crate::backup::restore(args).await,
         Command::Openapi => {
             println!("{}", neurallog_server::openapi::json());
             Ok(())
