@@ -102,9 +102,10 @@ pub struct RestoreArgs {
     pub store: StoreArgs,
 }
 
-/// One line of the archive's plaintext.
+/// One line of the archive's plaintext, externally tagged (`{"entries": {…}}`): an internal
+/// tag would make serde buffer the line, which raw event JSON cannot go through.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum Record {
     Tenant {
         tenant: String,
