@@ -31,6 +31,11 @@ pub enum Command {
     Backup(crate::backup::BackupArgs),
     /// Restore an archive written by `backup` into the configured storage (either backend).
     Restore(crate::backup::RestoreArgs),
+    /// Show or change the tenant's retention periods on a server.
+    #[command(subcommand)]
+    Retention(crate::maintenance::RetentionCommand),
+    /// Erase every event whose field equals a value (GDPR) on a server.
+    Erase(crate::maintenance::EraseArgs),
     /// Inspect the server configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -138,6 +143,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Backup(args) => crate::backup::backup(args).await,
         Command::Restore(args) => crate::backup::restore(args).await,
+        Command::Retention(cmd) => crate::maintenance::retention(cmd).await,
+        Command::Erase(args) => crate::maintenance::erase(args).await,
         Command::Openapi => {
             println!("{}", neurallog_server::openapi::json());
             Ok(())

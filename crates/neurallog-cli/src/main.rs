@@ -6,6 +6,7 @@ mod backup;
 mod bench;
 mod cli;
 mod logs;
+mod maintenance;
 mod output;
 
 use std::process::ExitCode;
