@@ -380,3 +380,96 @@ async fn block_cache_is_coherent_across_replicas() {
     );
     assert!(a.get(&t, &l, ids[0]).await.expect("get").is_none());
 }
+
+/// Erasure replaces the stored block: no value in Redis still holds the old block's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_no_old_block_in_redis() {
+    if !redis_available() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let store = store_on(&server, None).await;
+    let (t, l) = (tenant("acme"), log("app"));
+    let evs = (0..50)
+        .map(|i| {
+            let email = if i == 7 {
+                "victim@example.com"
+            } else {
+                "other@example.com"
+            };
+            event(serde_json::json!({"i": i, "user": {"email": email}}), None)
+        })
+        .collect();
+    store.append(&t, &l, evs).await.expect("append");
+    let client = ::redis::Client::open(server.url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let blocks_key = "neurallog:{acme}:blocks:app";
+    let values = |c: &mut ::redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let v: Vec<Vec<u8>> = ::redis::cmd("HVALS")
+                .arg(blocks_key)
+                .query_async(&mut c)
+                .await
+                .expect("hvals");
+            v
+        }
+    };
+    let before = values(&mut c).await;
+    assert_eq!(before.len(), 1);
+    let m = Matcher::new(
+        "",
+        vec![
+            neurallog_core::query::FieldFilter::new("user.email", "\"victim@example.com\"")
+                .expect("filter"),
+        ],
+    );
+    assert_eq!(store.erase(&t, &l, &m).await.expect("erase"), 1);
+    let after = values(&mut c).await;
+    assert_eq!(after.len(), 1);
+    // A window of the old block that the rewrite does not share.
+    let mark = before[0]
+        .windows(32)
+        .find(|w| !after[0].windows(32).any(|x| x == *w))
+        .expect("rewrite differs");
+    let mut all_values = Vec::new();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .expect("keys");
+    for k in keys {
+        let kind: String = ::redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .expect("type");
+        if kind == "hash" {
+            let v: Vec<Vec<u8>> = ::redis::cmd("HVALS")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .expect("hvals");
+            all_values.extend(v);
+        }
+    }
+    assert!(
+        !all_values.iter().any(|v| v.windows(32).any(|w| w == mark)),
+        "old block bytes still in Redis"
+    );
+    let page = store
+        .read(
+            &t,
+            &l,
+            &ReadQuery {
+                limit: 100,
+                ..ReadQuery::default()
+            },
+        )
+        .await
+        .expect("read");
+    assert_eq!(page.entries.len(), 49);
+}
