@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use neurallog_server::config::{Flags, ServerConfig};
 
-use crate::{bench, logs};
+use crate::{admin, bench, logs};
 
 /// NeuralLog: a secure, multi-tenant log server and its command-line client.
 #[derive(Debug, Parser)]
@@ -22,6 +22,15 @@ pub enum Command {
     /// Work with logs on a server.
     #[command(subcommand)]
     Logs(logs::LogsCommand),
+    /// Manage tenants (system key).
+    #[command(subcommand)]
+    Tenants(admin::TenantsCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Read and verify the audit trail.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
     /// Measure ingest, query, search, memory and disk figures (spec §9).
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document of the HTTP API.
@@ -140,6 +149,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             neurallog_server::run(config, neurallog_server::shutdown_signal()).await
         }
         Command::Logs(cmd) => logs::run(cmd).await,
+        Command::Tenants(cmd) => admin::tenants(cmd).await,
+        Command::Keys(cmd) => admin::keys(cmd).await,
+        Command::Audit(cmd) => admin::audit(cmd).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Backup(args) => crate::backup::backup(args).await,
         Command::Restore(args) => crate::backup::restore(args).await,

@@ -2,6 +2,7 @@
 //!
 //! `main` only parses arguments and hands over; the commands live in their own modules.
 
+mod admin;
 mod backup;
 mod bench;
 mod cli;

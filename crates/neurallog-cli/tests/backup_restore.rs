@@ -95,6 +95,14 @@ async fn seed(s: &dyn Storage) {
     s.meta_put(Scope::Tenant(&d), "keys", "k1", b"secret-record".to_vec())
         .await
         .expect("meta");
+    s.meta_put(
+        Scope::Tenant(&acme),
+        "settings",
+        "wrapped-key",
+        b"wrapped".to_vec(),
+    )
+    .await
+    .expect("meta");
 }
 
 type Snapshot = Vec<(String, String, Vec<(String, i64, String)>)>;
@@ -164,6 +172,20 @@ async fn assert_restored(s: &dyn Storage, expected: &Snapshot) {
             .expect("meta"),
         None,
         "key records are not carried"
+    );
+    assert_eq!(
+        s.meta_get(Scope::Tenant(&tenant("acme")), "settings", "wrapped-key")
+            .await
+            .expect("meta"),
+        None,
+        "only the retention settings travel"
+    );
+    assert_eq!(
+        s.meta_get(Scope::Global, "tenants", "acme")
+            .await
+            .expect("meta"),
+        Some(b"{}".to_vec()),
+        "the tenant's registry record travels"
     );
 }
 

@@ -27,6 +27,10 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &std::path::Path, key: Option<&str>) -> Self {
+        Self::start_with(dir, key, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, key: Option<&str>, envs: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -39,6 +43,8 @@ impl Serve {
         if let Some(k) = key {
             cmd.env("API_KEY", k);
         }
+        cmd.env_remove("NEURALLOG_SYSTEM_KEY")
+            .envs(envs.iter().copied());
         let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -475,6 +481,88 @@ fn bench_runs_and_reports_every_key() {
         assert!(r[k].as_f64().is_some_and(|v| v > 0.0), "{k} = {}", r[k]);
     }
     assert!(r.get("security_overhead").is_some() && r["params"]["events"] == 3000);
+    assert_eq!(r["params"]["auth"], "api-key+audit");
+    for k in ["ingest_ratio_on_over_off", "append_ratio_on_over_off"] {
+        assert!(
+            r["auth_cost"][k].as_f64().is_some_and(|v| v > 0.0),
+            "{k} = {}",
+            r["auth_cost"]
+        );
+    }
+}
+
+#[test]
+fn admin_commands_end_to_end() {
+    const SYSTEM: &str = "system-key-for-the-binary-test-0123456789";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Serve::start_with(dir.path(), Some(KEY), &[("NEURALLOG_SYSTEM_KEY", SYSTEM)]);
+    let url = server.url.as_str();
+    let run = |key: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        cli(&all, url, key, None)
+    };
+    let t = json_out(&run(
+        SYSTEM,
+        &["tenants", "create", "acme", "--display-name", "Acme"],
+    ));
+    assert_eq!(t["tenant"]["id"], "acme");
+    let list = json_out(&run(SYSTEM, &["tenants", "list"]));
+    assert_eq!(list["tenants"][1]["displayName"], "Acme");
+    let admin = json_out(&run(
+        SYSTEM,
+        &[
+            "keys", "create", "ops", "--role", "admin", "--tenant", "acme",
+        ],
+    ));
+    let admin_key = admin["key"].as_str().expect("key").to_owned();
+    let reader = json_out(&run(
+        &admin_key,
+        &[
+            "keys",
+            "create",
+            "dash",
+            "--role",
+            "reader",
+            "--log",
+            "app-*",
+            "--expires-in",
+            "30d",
+        ],
+    ));
+    assert_eq!(reader["logs"][0], "app-*");
+    let keys = json_out(&run(&admin_key, &["keys", "list"]));
+    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(2));
+    assert!(!keys.to_string().contains(&admin_key));
+    let id = reader["id"].as_str().expect("id");
+    let rotated = json_out(&run(&admin_key, &["keys", "rotate", id, "--grace", "0"]));
+    assert_eq!(rotated["replaces"], id);
+    json_out(&run(
+        &admin_key,
+        &["keys", "revoke", rotated["id"].as_str().expect("id")],
+    ));
+    // A refused command is one line and a non-zero exit.
+    let o = cli(
+        &["keys", "list"],
+        url,
+        rotated["key"].as_str().expect("key"),
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unauthorized"));
+    let audit = json_out(&run(
+        &admin_key,
+        &["audit", "list", "--action", "keys.create"],
+    ));
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(1), "{audit}");
+    let v = json_out(&run(&admin_key, &["audit", "verify"]));
+    assert_eq!(v["verified"], true);
+    let v = json_out(&run(SYSTEM, &["audit", "verify", "--global"]));
+    assert_eq!(v["verified"], true);
+    let d = json_out(&run(SYSTEM, &["tenants", "delete", "acme"]));
+    assert_eq!(d["id"], "acme");
+    let o = cli(&["logs", "list"], url, &admin_key, None);
+    assert!(!o.status.success());
 }
 
 #[test]

@@ -3,6 +3,11 @@
 //! Every method returns the API's own response type or a [`ClientError`] that carries the
 //! server's error code and message, so callers can print one readable line.
 
+use neurallog_core::admin::{
+    AuditResponse, AuditVerifyResponse, CreateKeyRequest, CreateTenantRequest, CreatedKeyResponse,
+    KeyRevokedResponse, KeysResponse, RotateKeyRequest, TenantDeletedResponse, TenantResponse,
+    TenantsResponse,
+};
 use neurallog_core::api::{
     AppendResponse, DeleteResponse, EntryResponse, ErrorBody, LogStatisticsResponse, LogsResponse,
     ReadResponse, SearchResponse, StatisticsResponse,
@@ -195,6 +200,73 @@ impl Client {
     /// Erases every event whose field equals the value (`logs:delete`).
     pub async fn erase(&self, request: &ErasureRequest) -> Result<ErasureResponse, ClientError> {
         Self::send(self.request(Method::POST, "/api/erasure").json(request)).await
+    }
+
+    /// Creates a tenant (system key).
+    pub async fn create_tenant(
+        &self,
+        req: &CreateTenantRequest,
+    ) -> Result<TenantResponse, ClientError> {
+        Self::send(self.request(Method::POST, "/api/tenants").json(req)).await
+    }
+
+    /// Lists tenants (system key).
+    pub async fn list_tenants(&self) -> Result<TenantsResponse, ClientError> {
+        Self::send(self.request(Method::GET, "/api/tenants")).await
+    }
+
+    /// Deletes a tenant and its data (system key).
+    pub async fn delete_tenant(&self, id: &str) -> Result<TenantDeletedResponse, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/api/tenants/{}", enc(id)))).await
+    }
+
+    /// Creates an API key; the answer holds the key, shown once.
+    pub async fn create_key(
+        &self,
+        req: &CreateKeyRequest,
+    ) -> Result<CreatedKeyResponse, ClientError> {
+        Self::send(self.request(Method::POST, "/api/keys").json(req)).await
+    }
+
+    /// Lists keys (a system key may name a tenant).
+    pub async fn list_keys(&self, tenant: Option<&str>) -> Result<KeysResponse, ClientError> {
+        let mut rb = self.request(Method::GET, "/api/keys");
+        if let Some(t) = tenant {
+            rb = rb.query(&[("tenant", t)]);
+        }
+        Self::send(rb).await
+    }
+
+    /// Revokes a key.
+    pub async fn revoke_key(&self, id: &str) -> Result<KeyRevokedResponse, ClientError> {
+        Self::send(self.request(Method::DELETE, &format!("/api/keys/{}", enc(id)))).await
+    }
+
+    /// Rotates a key; the old one works for `grace` (server default 24 h).
+    pub async fn rotate_key(
+        &self,
+        id: &str,
+        req: &RotateKeyRequest,
+    ) -> Result<CreatedKeyResponse, ClientError> {
+        Self::send(
+            self.request(Method::POST, &format!("/api/keys/{}/rotate", enc(id)))
+                .json(req),
+        )
+        .await
+    }
+
+    /// Audit events with query parameters (`since`, `until`, `principal`, `action`,
+    /// `outcome`, `limit`, `cursor`, `scope`).
+    pub async fn audit(&self, params: &[(String, String)]) -> Result<AuditResponse, ClientError> {
+        Self::send(self.request(Method::GET, "/api/audit").query(params)).await
+    }
+
+    /// Verifies the audit chain (`scope=global` for the global trail).
+    pub async fn audit_verify(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<AuditVerifyResponse, ClientError> {
+        Self::send(self.request(Method::GET, "/api/audit/verify").query(params)).await
     }
 
     /// Whether `/ready` answers 200.

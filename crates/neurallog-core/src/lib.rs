@@ -12,7 +12,9 @@
 //! - [`query`]: read and search queries, cursors and the event matcher.
 //! - [`rbac`]: roles, permissions, grants and the pure [`rbac::authorize`] decision.
 //! - [`api`]: request and response bodies shared by the server, the client and the OpenAPI document.
+//! - [`admin`]: the bodies of the administration API: tenants, API keys, the audit trail.
 
+pub mod admin;
 pub mod api;
 pub mod entry;
 pub mod id;

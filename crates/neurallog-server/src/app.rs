@@ -7,24 +7,28 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use neurallog_core::ingest::Limits;
 use neurallog_storage::Storage;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::auth::BootstrapAuth;
+use crate::audit::AuditSink;
+use crate::auth::Authenticator;
 use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
 use crate::routes;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub storage: Arc<dyn Storage>,
-    pub auth: Arc<BootstrapAuth>,
+    pub auth: Arc<Authenticator>,
+    pub audit: AuditSink,
     pub limits: Arc<Limits>,
     /// Retention defaults and purge counters.
     pub retention: Arc<crate::retention::Retention>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the router (tests call it without a socket).
@@ -54,8 +58,30 @@ pub fn app(state: AppState) -> Router {
             get(routes::retention::get).put(routes::retention::put),
         )
         .route("/api/erasure", post(routes::erasure::erase))
+        .route(
+            "/api/keys",
+            post(routes::keys::create).get(routes::keys::list),
+        )
+        .route("/api/keys/{id}", delete(routes::keys::revoke))
+        .route("/api/keys/{id}/rotate", post(routes::keys::rotate))
+        .route(
+            "/api/tenants",
+            post(routes::tenants::create).get(routes::tenants::list),
+        )
+        .route("/api/tenants/{id}", delete(routes::tenants::delete))
+        .route("/api/audit", get(routes::audit::list))
+        .route("/api/audit/verify", get(routes::audit::verify))
         .fallback(|| async { ApiError::not_found("no such route") })
+        // Every call passes the audit layer: request id, then (after the handler) the event.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::layer::audit,
+        ))
         .layer(middleware::map_response(json_method_not_allowed))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))

@@ -5,10 +5,11 @@
 //! value (the Kubernetes secret-volume convention). Unknown file keys and invalid values stop
 //! start-up with a message naming the key, the value and what is allowed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use neurallog_core::rbac::{Permission, Role};
 use neurallog_core::{TenantId, ingest::Limits};
 use serde::Deserialize;
 
@@ -25,6 +26,8 @@ fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
 
 /// Default pause between retention purge cycles.
 pub const DEFAULT_PURGE_INTERVAL_SECONDS: u64 = 300;
+/// Default port of the `/metrics` listener (spec §2).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
 /// Deployment mode: production turns insecure-setting warnings into start-up errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +68,17 @@ struct FileConfig {
     max_event_bytes: Option<toml::Value>,
     retention_days: Option<toml::Value>,
     purge_interval_seconds: Option<toml::Value>,
+    system_key: Option<String>,
+    system_key_file: Option<String>,
+    roles: Option<BTreeMap<String, FileRole>>,
+    metrics_port: Option<toml::Value>,
+}
+
+/// `[roles.<name>]` in the config file: a custom role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRole {
+    permissions: Vec<String>,
 }
 
 /// The resolved configuration of `neurallog serve`.
@@ -88,6 +102,18 @@ pub struct ServerConfig {
     pub retention_days: Option<u64>,
     /// `NEURALLOG_PURGE_INTERVAL_SECONDS`: pause between purge cycles.
     pub purge_interval: std::time::Duration,
+    /// Bootstrap system key (manages tenants); never generated.
+    pub system_key: Option<Secret>,
+    /// Custom roles of the config file: name → permissions.
+    pub roles: BTreeMap<String, BTreeSet<Permission>>,
+    /// Benchmark only (`NEURALLOG_BENCH_DISABLE_AUTH=1`, refused in production): no
+    /// authentication and no audit, to measure what they cost.
+    pub auth_disabled: bool,
+    /// Port of the `/metrics` listener (same bind address as the API).
+    pub metrics_port: u16,
+    /// Whether `METRICS_PORT` was given. The default port may be taken by another local
+    /// server in development; only an explicit port makes a busy port a start-up error.
+    pub metrics_port_explicit: bool,
 }
 
 impl ServerConfig {
@@ -107,6 +133,11 @@ impl ServerConfig {
             limits: Limits::default(),
             retention_days: None,
             purge_interval: std::time::Duration::from_secs(DEFAULT_PURGE_INTERVAL_SECONDS),
+            system_key: None,
+            roles: BTreeMap::new(),
+            auth_disabled: false,
+            metrics_port: 0,
+            metrics_port_explicit: true,
         }
     }
 
@@ -138,6 +169,19 @@ impl ServerConfig {
         let port = port_text
             .parse::<u16>()
             .map_err(|_| invalid("PORT", &port_text, "an integer from 0 to 65535"))?;
+        let metrics_text = env("METRICS_PORT").or(toml_text(&file.metrics_port));
+        let metrics_port_explicit = metrics_text.is_some();
+        let metrics_text = metrics_text.unwrap_or_else(|| DEFAULT_METRICS_PORT.to_string());
+        let metrics_port = metrics_text
+            .parse::<u16>()
+            .map_err(|_| invalid("METRICS_PORT", &metrics_text, "an integer from 0 to 65535"))?;
+        if metrics_port != 0 && metrics_port == port {
+            return Err(invalid(
+                "METRICS_PORT",
+                &metrics_text,
+                "a port other than PORT (metrics have their own listener)",
+            ));
+        }
         let bind_text = pick(flags.bind.as_ref(), "NEURALLOG_BIND", file.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".into());
         let bind = bind_text.parse::<IpAddr>().map_err(|_| {
@@ -281,6 +325,24 @@ impl ServerConfig {
             DEFAULT_PURGE_INTERVAL_SECONDS as usize,
             86_400,
         )? as u64);
+        let system_key = secret(
+            "NEURALLOG_SYSTEM_KEY",
+            env,
+            file.system_key.clone(),
+            file.system_key_file.clone(),
+        )?;
+        if system_key
+            .as_ref()
+            .is_some_and(|k| k.expose().trim().is_empty())
+        {
+            return Err(ConfigError("NEURALLOG_SYSTEM_KEY is set but empty".into()));
+        }
+        let roles = custom_roles(file.roles.unwrap_or_default())?;
+        let auth_disabled = match env("NEURALLOG_BENCH_DISABLE_AUTH").as_deref() {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(v) => return Err(invalid("NEURALLOG_BENCH_DISABLE_AUTH", v, "1 or 0")),
+        };
 
         let config = Self {
             bind,
@@ -296,6 +358,11 @@ impl ServerConfig {
             limits,
             retention_days,
             purge_interval,
+            system_key,
+            roles,
+            auth_disabled,
+            metrics_port,
+            metrics_port_explicit,
         };
         let findings = config.insecure_settings();
         if config.mode == Mode::Production && !findings.is_empty() {
@@ -317,6 +384,16 @@ impl ServerConfig {
             }
             Some(_) => {}
         }
+        if self
+            .system_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 32)
+        {
+            out.push("NEURALLOG_SYSTEM_KEY is shorter than 32 characters".to_owned());
+        }
+        if self.auth_disabled {
+            out.push("NEURALLOG_BENCH_DISABLE_AUTH turns authentication off".to_owned());
+        }
         out
     }
 
@@ -328,6 +405,7 @@ impl ServerConfig {
         };
         BTreeMap::from([
             ("PORT", self.port.to_string()),
+            ("METRICS_PORT", self.metrics_port.to_string()),
             ("NEURALLOG_BIND", self.bind.to_string()),
             ("NEURALLOG_DATA_DIR", self.data_dir.display().to_string()),
             ("LOG_LEVEL", self.log_level.clone()),
@@ -339,6 +417,7 @@ impl ServerConfig {
                     .map_or("(unset)".into(), |t| t.to_string()),
             ),
             ("API_KEY", opt(&self.api_key)),
+            ("NEURALLOG_SYSTEM_KEY", opt(&self.system_key)),
             ("REDIS_URL", opt(&self.redis_url)),
             ("REDIS_PASSWORD", opt(&self.redis_password)),
             (
@@ -370,6 +449,39 @@ impl ServerConfig {
             ),
         ])
     }
+}
+
+/// Validates the `[roles.<name>]` tables: lowercase names that are not built-in, known
+/// permissions.
+fn custom_roles(
+    file: BTreeMap<String, FileRole>,
+) -> Result<BTreeMap<String, BTreeSet<Permission>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, role) in file {
+        let name_ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok || Role::built_in(&name).is_some() {
+            return Err(invalid(
+                "roles",
+                &name,
+                "a role name of 1-64 lowercase letters, digits, '-' or '_' that is not built-in",
+            ));
+        }
+        let mut perms = BTreeSet::new();
+        for p in &role.permissions {
+            perms.insert(p.parse::<Permission>().map_err(|_| {
+                invalid(
+                    &format!("roles.{name}.permissions"),
+                    p,
+                    "logs:read, logs:write, logs:delete, keys:manage, audit:read, retention:manage, tenants:manage or lockdown:manage",
+                )
+            })?);
+        }
+        out.insert(name, perms);
+    }
+    Ok(out)
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -538,6 +650,47 @@ mod tests {
         );
         let e = resolve(&[("REDIS_URL", "http://user:pw@h")], Flags::default()).unwrap_err();
         assert!(!e.0.contains("pw"), "the password is not echoed: {}", e.0);
+    }
+
+    #[test]
+    fn custom_roles_and_system_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[roles.shipper]\npermissions = [\"logs:write\", \"logs:read\"]\n",
+        )
+        .unwrap();
+        let flags = || Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let c = resolve(&[("NEURALLOG_SYSTEM_KEY", "sys")], flags()).unwrap();
+        assert_eq!(c.roles["shipper"].len(), 2);
+        assert_eq!(c.system_key.unwrap().expose(), "sys");
+        for (text, named) in [
+            ("[roles.admin]\npermissions = []\n", "roles 'admin'"),
+            (
+                "[roles.x]\npermissions = [\"logs:fly\"]\n",
+                "roles.x.permissions 'logs:fly'",
+            ),
+            ("[roles.x]\nperms = []\n", "unknown field `perms`"),
+            ("[roles.\"A B\"]\npermissions = []\n", "roles 'A B'"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = resolve(&[], flags()).unwrap_err();
+            assert!(e.0.contains(named), "{text}: {}", e.0);
+        }
+        let e = resolve(
+            &[
+                ("NODE_ENV", "production"),
+                ("API_KEY", &"k".repeat(40)),
+                ("NEURALLOG_BENCH_DISABLE_AUTH", "1"),
+            ],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("NEURALLOG_BENCH_DISABLE_AUTH"), "{}", e.0);
     }
 
     #[test]

@@ -14,7 +14,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Set when a storage failure caused the error, so the metrics layer can count it by kind.
+    pub storage: Option<ErrorKind>,
 }
+
+/// Response extension naming the storage failure behind an error response (for metrics).
+#[derive(Clone, Copy, Debug)]
+pub struct StorageFailure(pub ErrorKind);
 
 impl ApiError {
     /// Any status and code.
@@ -23,6 +29,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            storage: None,
         }
     }
 
@@ -44,6 +51,11 @@ impl ApiError {
     /// 403: a known principal without the permission.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 409.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
     }
 
     /// 404.
@@ -68,7 +80,7 @@ impl ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        match e.kind {
+        let mut err = match e.kind {
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "storage unavailable");
                 Self::new(
@@ -81,7 +93,9 @@ impl From<StorageError> for ApiError {
                 tracing::error!(error = %e, "storage failure");
                 Self::internal()
             }
-        }
+        };
+        err.storage = Some(e.kind);
+        err
     }
 }
 
@@ -108,6 +122,9 @@ impl IntoResponse for ApiError {
             message: self.message,
         };
         let mut resp = (self.status, Json(body)).into_response();
+        if let Some(kind) = self.storage {
+            resp.extensions_mut().insert(StorageFailure(kind));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

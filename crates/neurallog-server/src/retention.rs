@@ -7,16 +7,20 @@
 //! removes whole expired blocks through [`Storage::purge_before`], at most
 //! [`MAX_BLOCKS_PER_CYCLE`] per cycle in all (a long backlog is worked off over several
 //! cycles, so a purge never monopolises the store). What it removed is counted in
-//! [`PurgeMetrics`] and reported to a [`PurgeObserver`] (the audit trail).
+//! [`PurgeMetrics`] and recorded in the tenant's audit trail (action `retention.purge`, with
+//! the number of entries removed as the event's count).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use neurallog_core::retention::RetentionSettings;
 use neurallog_core::time::now_ms;
 use neurallog_core::{LogName, TenantId};
 use neurallog_storage::{PurgeOutcome, Scope, Storage, StorageError};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::audit::AuditSink;
+use crate::audit::chain::AuditEvent;
 
 /// Metadata space and key of a tenant's retention settings.
 pub const SETTINGS_SPACE: &str = "settings";
@@ -64,16 +68,42 @@ pub async fn save(
         .await
 }
 
-/// Counters of the purge task, for `/metrics`.
-#[derive(Debug, Default)]
+/// Counters of the purge task, exported on `/metrics` as `neurallog_retention_*`.
+#[derive(Clone, Debug, Default)]
 pub struct PurgeMetrics {
     /// Cycles completed.
-    pub cycles: AtomicU64,
+    pub cycles: Counter,
     /// Blocks and entries removed.
-    pub blocks: AtomicU64,
-    pub entries: AtomicU64,
+    pub blocks: Counter,
+    pub entries: Counter,
     /// Storage calls that failed (the cycle goes on with the next log).
-    pub errors: AtomicU64,
+    pub errors: Counter,
+}
+
+impl PurgeMetrics {
+    /// Adds the counters to the server's registry.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "retention_purge_cycles",
+            "Retention purge cycles completed",
+            self.cycles.clone(),
+        );
+        registry.register(
+            "retention_purged_blocks",
+            "Expired blocks removed by retention",
+            self.blocks.clone(),
+        );
+        registry.register(
+            "retention_purged_entries",
+            "Expired entries removed by retention",
+            self.entries.clone(),
+        );
+        registry.register(
+            "retention_purge_errors",
+            "Retention storage calls that failed",
+            self.errors.clone(),
+        );
+    }
 }
 
 /// One purge of one log that removed something.
@@ -87,9 +117,24 @@ pub struct PurgeReport {
     pub outcome: PurgeOutcome,
 }
 
-/// Told about every purge that removed something (the audit trail implements it).
-pub trait PurgeObserver: Send + Sync + std::fmt::Debug {
-    fn purged(&self, report: &PurgeReport);
+/// The audit record of one purge: the system did it, to the log's events before the cut-off.
+pub fn audit_event(r: &PurgeReport) -> AuditEvent {
+    AuditEvent {
+        ts: now_ms(),
+        tenant: Some(r.tenant.to_string()),
+        principal: Some("system:retention".into()),
+        auth_method: None,
+        action: "retention.purge".into(),
+        resource: format!(
+            "/logs/{}?until={}&days={}&blocks={}",
+            r.log, r.cutoff_ms, r.days, r.outcome.blocks
+        ),
+        outcome: "success".into(),
+        status: 200,
+        client: None,
+        request_id: format!("purge-{}-{}", r.cutoff_ms, r.log),
+        count: r.outcome.entries,
+    }
 }
 
 /// What the server shares with the retention routes and the purge task.
@@ -108,7 +153,7 @@ pub struct Purger {
     pub tenant: TenantId,
     pub server_default_days: Option<u64>,
     pub metrics: Arc<PurgeMetrics>,
-    pub observer: Option<Arc<dyn PurgeObserver>>,
+    pub audit: AuditSink,
     pub max_blocks_per_cycle: usize,
 }
 
@@ -127,7 +172,7 @@ impl Purger {
                 }
             }
             Err(e) => {
-                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.errors.inc();
                 tracing::warn!(error = %e, "retention: cannot list tenants");
             }
         }
@@ -145,7 +190,7 @@ impl Purger {
             ) {
                 (Ok(s), Ok(l)) => (s, l),
                 (Err(e), _) | (_, Err(e)) => {
-                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.errors.inc();
                     tracing::warn!(%tenant, error = %e, "retention: cannot read settings or logs");
                     continue;
                 }
@@ -173,7 +218,7 @@ impl Purger {
                             }
                         }
                         Err(e) => {
-                            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                            self.metrics.errors.inc();
                             tracing::warn!(%tenant, %log, error = %e, "retention: purge failed");
                             break;
                         }
@@ -181,12 +226,8 @@ impl Purger {
                 }
                 if total.blocks > 0 {
                     removed += total.blocks;
-                    self.metrics
-                        .blocks
-                        .fetch_add(total.blocks, Ordering::Relaxed);
-                    self.metrics
-                        .entries
-                        .fetch_add(total.entries, Ordering::Relaxed);
+                    self.metrics.blocks.inc_by(total.blocks);
+                    self.metrics.entries.inc_by(total.entries);
                     let report = PurgeReport {
                         tenant: tenant.clone(),
                         log: log.clone(),
@@ -198,16 +239,16 @@ impl Purger {
                         %tenant, %log, days, blocks = total.blocks, entries = total.entries,
                         "retention: purged expired events"
                     );
-                    if let Some(o) = &self.observer {
-                        o.purged(&report);
-                    }
+                    self.audit
+                        .record(Some(tenant.clone()), audit_event(&report))
+                        .await;
                 }
                 if budget == 0 {
                     break 'tenants; // the rest waits for the next cycle
                 }
             }
         }
-        self.metrics.cycles.fetch_add(1, Ordering::Relaxed);
+        self.metrics.cycles.inc();
         removed
     }
 

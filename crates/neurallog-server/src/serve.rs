@@ -16,9 +16,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppState, app};
-use crate::auth::BootstrapAuth;
-use crate::config::ServerConfig;
+use crate::audit::AuditSink;
+use crate::auth::{Authenticator, BootstrapAuth, KeyHasher, KeyStore, RoleBook};
+use crate::config::{Mode, ServerConfig};
+use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
+use crate::tenants::Tenants;
 
 /// Opens the configured storage backend: Redis when `REDIS_URL` is set, else the embedded
 /// store in the data directory.
@@ -66,23 +69,25 @@ async fn open_redis(url: &Secret, config: &ServerConfig) -> anyhow::Result<Redis
         .map_err(|e| anyhow::anyhow!("cannot use redis: {}", e.message))
 }
 
-/// Builds the state: storage and the bootstrap key (generated and printed once if unset).
-async fn state(config: &ServerConfig) -> anyhow::Result<AppState> {
-    let storage = open_storage(config).await?;
+/// Builds the state: storage, the credentials (the bootstrap key is generated and printed
+/// once if unset), the tenant registry and the audit writer.
+async fn state(config: &ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Result<AppState> {
     let tenant = config
         .tenant
         .clone()
         .unwrap_or_else(TenantId::default_tenant);
-    let auth = match &config.api_key {
-        Some(key) => BootstrapAuth::from_key(key, tenant),
+    let bootstrap = match &config.api_key {
+        Some(key) => BootstrapAuth::from_key(key, tenant.clone()),
         None => {
-            let (auth, generated) = BootstrapAuth::load_or_generate(&config.data_dir, tenant)
-                .with_context(|| {
-                    format!(
-                        "cannot keep the bootstrap key hash in {}",
-                        config.data_dir.display()
-                    )
-                })?;
+            let (auth, generated) =
+                BootstrapAuth::load_or_generate(&config.data_dir, tenant.clone()).with_context(
+                    || {
+                        format!(
+                            "cannot keep the bootstrap key hash in {}",
+                            config.data_dir.display()
+                        )
+                    },
+                )?;
             if let Some(key) = generated {
                 // Shown once: only its hash is kept.
                 println!(
@@ -96,15 +101,75 @@ async fn state(config: &ServerConfig) -> anyhow::Result<AppState> {
             auth
         }
     };
+    let system = config
+        .system_key
+        .as_ref()
+        .map(|k| BootstrapAuth::from_key(k, tenant.clone()));
+    // NB: when NEURALLOG_MASTER_KEY is configured, `KeyHasher::derive(master key)` replaces
+    // the stored pepper (see docs/security.md).
+    let hasher = KeyHasher::load_or_generate(storage.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load the API key pepper: {}", e.message))?;
+    if config.auth_disabled {
+        tracing::warn!("NEURALLOG_BENCH_DISABLE_AUTH: authentication and audit are OFF");
+    }
+    let auth = Authenticator {
+        bootstrap: Some(bootstrap),
+        system,
+        keys: KeyStore::new(storage.clone(), hasher),
+        tenants: Tenants::new(storage.clone(), config.tenant.clone()),
+        roles: RoleBook::new(config.roles.clone()),
+        tokens: None,
+        disabled: config.auth_disabled,
+    };
+    let audit = if config.auth_disabled {
+        AuditSink::disabled()
+    } else {
+        AuditSink::start(storage.clone())
+    };
+    let purge_metrics = Arc::new(crate::retention::PurgeMetrics::default());
+    let mut metrics = Metrics::default();
+    purge_metrics.register(metrics.registry_mut());
     Ok(AppState {
         storage,
         auth: Arc::new(auth),
+        audit,
         limits: Arc::new(config.limits.clone()),
         retention: Arc::new(crate::retention::Retention {
             server_default_days: config.retention_days,
-            metrics: Arc::default(),
+            metrics: purge_metrics,
         }),
+        metrics: Arc::new(metrics),
     })
+}
+
+/// Binds the metrics listener. A busy default port is a warning in development (several
+/// local servers would otherwise fight over it); an explicit port, or production, makes it an
+/// error.
+async fn metrics_listener(
+    config: &ServerConfig,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match tokio::net::TcpListener::bind((config.bind, config.metrics_port)).await {
+        Ok(l) => {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(addr = %a, "metrics listening");
+            }
+            Ok(Some(l))
+        }
+        Err(e) if !config.metrics_port_explicit && config.mode == Mode::Development => {
+            tracing::warn!(
+                error = %e,
+                port = config.metrics_port,
+                "metrics listener not started: the default port is taken; set METRICS_PORT"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot listen for metrics on {}:{}: {e}",
+            config.bind,
+            config.metrics_port
+        )),
+    }
 }
 
 /// Serves until `shutdown` completes, then drains and flushes.
@@ -112,13 +177,15 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let server = Server::start_with(config, shutdown).await?;
+    let storage = open_storage(&config).await?;
+    let server = Server::start_with(config, storage, shutdown).await?;
     server.wait().await
 }
 
 /// A running server (used by `run`, the benchmark and tests).
 pub struct Server {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -126,15 +193,23 @@ pub struct Server {
 impl Server {
     /// Starts serving; stop it with [`Server::shutdown`].
     pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
-        Self::start_with(config, std::future::pending()).await
+        let storage = open_storage(&config).await?;
+        Self::start_with(config, storage, std::future::pending()).await
+    }
+
+    /// Starts serving on a store the caller opened (tests keep a handle to tamper with it).
+    pub async fn start_on(config: ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Result<Self> {
+        Self::start_with(config, storage, std::future::pending()).await
     }
 
     async fn start_with(
         config: ServerConfig,
+        storage: Arc<dyn Storage>,
         external: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
-        let state = state(&config).await?;
+        let state = state(&config, storage).await?;
         let storage = state.storage.clone();
+        let audit = state.audit.clone();
         let listener = tokio::net::TcpListener::bind((config.bind, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
@@ -142,14 +217,16 @@ impl Server {
         // Retention runs beside the server and stops with it.
         let purger = crate::retention::Purger {
             storage: storage.clone(),
-            tenant: state.auth.tenant().clone(),
+            tenant: state.auth.tenants.implicit().clone(),
             server_default_days: config.retention_days,
             metrics: state.retention.metrics.clone(),
-            observer: None,
+            audit: state.audit.clone(),
             max_blocks_per_cycle: crate::retention::MAX_BLOCKS_PER_CYCLE,
         }
         .spawn(config.purge_interval);
         tracing::info!(%addr, backend = storage.backend(), "neurallog listening");
+        let metrics_listener = metrics_listener(&config).await?;
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let (stop, stopped) = oneshot::channel::<()>();
         let signal = async move {
             tokio::select! {
@@ -158,11 +235,28 @@ impl Server {
             }
             tracing::info!("shutting down: finishing in-flight requests");
         };
+        let metrics_task = metrics_listener.map(|l| {
+            let router = metrics::app(state.metrics.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let task = tokio::spawn(async move {
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(signal)
-                .await?;
+            let served = axum::serve(
+                listener,
+                app(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(signal)
+            .await;
             purger.abort();
+            if let Some(t) = metrics_task {
+                t.abort();
+            }
+            served?;
+            // The audit events of the last requests are stored before the final flush.
+            audit.flush().await;
             storage
                 .flush()
                 .await
@@ -172,6 +266,7 @@ impl Server {
         });
         Ok(Self {
             addr,
+            metrics_addr,
             stop: Some(stop),
             task,
         })
@@ -180,6 +275,11 @@ impl Server {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the `/metrics` listener, when it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops accepting, drains, flushes and waits.

@@ -114,6 +114,21 @@ async fn redis_outage_answers_503_and_the_server_recovers() {
     }
     let (s, b) = api.call(Method::GET, "/ready", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    // Each of those failures is counted by kind on the metrics listener.
+    let metrics_url = format!("http://{}/metrics", server.metrics_addr().expect("metrics"));
+    let text = api
+        .http
+        .get(&metrics_url)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(r#"neurallog_storage_errors_total{kind="unavailable"} 5"#),
+        "{text}"
+    );
     let (s, _) = api.call(Method::GET, "/health", None).await;
     assert_eq!(s, StatusCode::OK, "liveness does not depend on Redis");
 
@@ -167,4 +182,92 @@ async fn wrong_redis_password_fails_start_up_clearly() {
         "{err}"
     );
     assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_audit_trail_and_raw_tampering_is_detected() {
+    if !redis_available() {
+        return;
+    }
+    let redis = RedisServer::start(&["--save", ""]);
+    // Two servers on one Redis: two writers of the default tenant's audit sequence.
+    let (a, _da) = start(redis.url(), None).await.expect("start a");
+    let (b, _db) = start(redis.url(), None).await.expect("start b");
+    let apis: Vec<Api> = [&a, &b]
+        .iter()
+        .map(|s| Api {
+            base: format!("http://{}", s.addr()),
+            http: reqwest::Client::new(),
+        })
+        .collect();
+    use reqwest::Method;
+    for i in 0..6 {
+        let api = &apis[i % 2];
+        let (s, _) = api.call(Method::GET, "/logs", None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = api
+            .call(
+                Method::POST,
+                &format!("/logs/app-{i}"),
+                Some(json!({"n": i})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    // Each replica flushes its writer when asked; then the interleaved chains verify.
+    for api in &apis {
+        let (s, v) = api.call(Method::GET, "/api/audit/verify", None).await;
+        assert_eq!((s, &v["verified"]), (StatusCode::OK, &json!(true)), "{v}");
+    }
+    // A key created on one replica works on the other; revoked there, it stops here too.
+    let (s, created) = apis[0]
+        .call(
+            Method::POST,
+            "/api/keys",
+            Some(json!({"name": "k", "role": "reader"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    let as_key = |api: &Api| {
+        api.http
+            .get(format!("{}/logs", api.base))
+            .header("X-API-Key", key.clone())
+            .send()
+    };
+    assert_eq!(
+        as_key(&apis[1]).await.expect("send").status(),
+        StatusCode::OK
+    );
+    let (s, _) = apis[1]
+        .call(Method::DELETE, &format!("/api/keys/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Revocation reaches the other replica within the one-second cache (polled).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while as_key(&apis[0]).await.expect("send").status() != StatusCode::UNAUTHORIZED {
+        assert!(Instant::now() < deadline, "the revoked key kept working");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Tamper through raw Redis: alter one record, then remove one.
+    let list = "neurallog:{default}:audit";
+    let original = redis.cli(None, &["LINDEX", list, "2"]);
+    let original = original.trim_end_matches('\n');
+    assert!(original.contains("\"chain\""), "{original}");
+    let forged = original.replacen("\"status\":", "\"status\":4", 1);
+    redis.cli(None, &["LSET", list, "2", &forged]);
+    let (_, v) = apis[0].call(Method::GET, "/api/audit/verify", None).await;
+    assert_eq!(v["verified"], false, "{v}");
+    assert_eq!(v["first_bad"]["seq"], 2);
+    assert_eq!(v["first_bad"]["reason"], "hash_mismatch");
+    redis.cli(None, &["LSET", list, "2", original]);
+    let (_, v) = apis[0].call(Method::GET, "/api/audit/verify", None).await;
+    assert_eq!(v["verified"], true, "{v}");
+    redis.cli(None, &["LREM", list, "1", original]);
+    let (_, v) = apis[0].call(Method::GET, "/api/audit/verify", None).await;
+    assert_eq!(v["verified"], false, "{v}");
+    a.shutdown().await.expect("stop a");
+    b.shutdown().await.expect("stop b");
 }

@@ -33,10 +33,11 @@ use serde_json::value::RawValue;
 
 pub use key::BackupKey;
 
-/// Metadata spaces a backup carries. Only settings travel: API-key records are credentials of
-/// one deployment (re-issue keys after a restore), and wrapped data keys must never leave
-/// their store (restored data is re-encrypted under the target's own keys).
-const PORTABLE_SPACES: &[&str] = &["settings"];
+/// Tenant metadata records a backup carries (space, key): the retention settings. API-key
+/// records are credentials of one deployment (issue new keys after a restore), and wrapped
+/// data keys must never leave their store (restored data is encrypted under the target's own
+/// keys), so neither travels; nor does anything else kept beside them.
+const PORTABLE_RECORDS: &[(&str, &str)] = &[("settings", "retention")];
 /// Global metadata space listing the tenants (the tenant registry).
 const TENANTS_SPACE: &str = "tenants";
 /// Entries per archive record, and raw bytes after which a record is closed early.
@@ -109,6 +110,9 @@ pub struct RestoreArgs {
 enum Record {
     Tenant {
         tenant: String,
+        /// The tenant's registry record (base64), when it has one.
+        #[serde(default)]
+        registry: Option<String>,
     },
     Meta {
         tenant: String,
@@ -279,16 +283,21 @@ async fn write_archive(
     let bar = progress(total_entries, "backup");
     let mut totals = Totals::default();
     for t in tenants {
+        let registry = store
+            .meta_get(Scope::Global, TENANTS_SPACE, t.as_str())
+            .await?
+            .map(|v| base64::engine::general_purpose::STANDARD.encode(v));
         w.write(&line(&Record::Tenant {
             tenant: t.to_string(),
+            registry,
         })?)?;
         totals.tenants += 1;
-        for space in PORTABLE_SPACES {
-            for (k, v) in store.meta_list(Scope::Tenant(t), space).await? {
+        for (space, key) in PORTABLE_RECORDS {
+            if let Some(v) = store.meta_get(Scope::Tenant(t), space, key).await? {
                 w.write(&line(&Record::Meta {
                     tenant: t.to_string(),
                     space: (*space).to_owned(),
-                    key: k,
+                    key: (*key).to_owned(),
                     value: base64::engine::general_purpose::STANDARD.encode(v),
                 })?)?;
                 totals.meta += 1;
@@ -434,6 +443,8 @@ impl<R: std::io::Read> Lines<R> {
 
 /// A checked record, ready to apply.
 enum Step {
+    /// A tenant and its registry record.
+    Tenant(TenantId, Option<Vec<u8>>),
     Meta(TenantId, String, String, Vec<u8>),
     Entries(TenantId, LogName, Vec<Entry>),
 }
@@ -447,10 +458,17 @@ fn check(
         TenantId::new(t).map_err(|e| anyhow::anyhow!("the archive names a bad tenant '{t}': {e}"))
     };
     Ok(match rec {
-        Record::Tenant { tenant: t } => {
-            tenant(&t)?;
+        Record::Tenant {
+            tenant: t,
+            registry,
+        } => {
+            let id = tenant(&t)?;
+            let registry = registry
+                .map(|r| base64::engine::general_purpose::STANDARD.decode(r))
+                .transpose()
+                .context("the archive holds a bad tenant record")?;
             totals.tenants += 1;
-            None
+            Some(Step::Tenant(id, registry))
         }
         Record::Meta {
             tenant: t,
@@ -458,12 +476,9 @@ fn check(
             key,
             value,
         } => {
-            if !PORTABLE_SPACES.contains(&space.as_str()) {
-                bail!("the archive holds a record of space '{space}', which backups never carry");
+            if !PORTABLE_RECORDS.contains(&(space.as_str(), key.as_str())) {
+                bail!("the archive holds a record ({space}/{key}) that backups never carry");
             }
-            neurallog_storage::check_record_name("key", &key).map_err(|e| {
-                anyhow::anyhow!("the archive holds a bad record key: {}", e.message)
-            })?;
             let v = base64::engine::general_purpose::STANDARD
                 .decode(value)
                 .context("the archive holds a bad settings record")?;
@@ -562,6 +577,20 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let mut skipped = 0u64;
     walk(&mut file, &key, async |step| {
         match step {
+            // A registry record is only added, never overwritten: the target's own record of
+            // an existing tenant wins.
+            Step::Tenant(t, Some(record)) => {
+                if store
+                    .meta_get(Scope::Global, TENANTS_SPACE, t.as_str())
+                    .await?
+                    .is_none()
+                {
+                    store
+                        .meta_put(Scope::Global, TENANTS_SPACE, t.as_str(), record)
+                        .await?;
+                }
+            }
+            Step::Tenant(_, None) => {}
             Step::Meta(t, space, k, v) => store.meta_put(Scope::Tenant(&t), &space, &k, v).await?,
             Step::Entries(t, log, entries) => {
                 let n = entries.len() as u64;

@@ -12,6 +12,12 @@
 //!    searches, each over 64 connections for `--compare-seconds`;
 //!
 //! then stops the server gracefully and measures its peak RSS and its bytes on disk.
+//!
+//! Authentication is on: the phases present a managed `nl_…` API key, and the server writes
+//! its audit trail. Unless `--skip-auth-cost`, a second server with both off
+//! (`NEURALLOG_BENCH_DISABLE_AUTH=1`) then runs the same ingest and single-event appends, and
+//! the report gives the ratios on ÷ off (`auth_cost`): what authentication, authorisation and
+//! audit together cost, measured on the same machine in the same run.
 
 mod generate;
 
@@ -73,6 +79,14 @@ pub struct BenchArgs {
     /// memory, and `redis-benchmark -P 64` on the same Redis gives the raw ceiling.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Run the started server with authentication and audit off (a benchmark-only setting
+    /// that production mode refuses).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Skip the second run without authentication that measures what authentication and
+    /// audit cost.
+    #[arg(long)]
+    pub skip_auth_cost: bool,
 }
 
 /// The server under test.
@@ -83,7 +97,10 @@ struct Target {
     _temp: Option<tempfile::TempDir>,
 }
 
-async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
+/// Starts the server under test; with `auth`, the phases then use a managed `nl_…` API key
+/// (admin role, created through the API), so that they pay for what real clients pay: key
+/// lookup, keyed hash, RBAC decision and an audit event per call.
+async fn start_target(args: &BenchArgs, auth: bool) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
         let key = args
             .api_key
@@ -111,20 +128,34 @@ async fn start_target(args: &BenchArgs) -> anyhow::Result<Target> {
     let child = tokio::process::Command::new(std::env::current_exe()?)
         .arg("serve")
         .env("PORT", port.to_string())
+        .env("METRICS_PORT", "0")
         .env("NEURALLOG_BIND", "127.0.0.1")
         .env("NEURALLOG_DATA_DIR", &dir)
         .env("API_KEY", &key)
         .env("LOG_LEVEL", "warn")
+        .env("NEURALLOG_BENCH_DISABLE_AUTH", if auth { "0" } else { "1" })
         .envs(args.redis.iter().map(|url| ("REDIS_URL", url)))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the server")?;
-    let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(key))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut client = Client::new(&base, Some(key))?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !client.ready().await.unwrap_or(false) {
         anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if auth {
+        let created = client
+            .create_key(&neurallog_core::admin::CreateKeyRequest {
+                name: "bench".into(),
+                role: "admin".into(),
+                ..Default::default()
+            })
+            .await
+            .context("cannot create the benchmark API key")?;
+        client = Client::new(&base, Some(created.key))?;
     }
     Ok(Target {
         client,
@@ -397,7 +428,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             size: args.event_size,
         },
     });
-    let mut target = start_target(&args).await?;
+    let auth = !args.no_auth;
+    let mut target = start_target(&args, auth).await?;
     let client = target.client.clone();
     if args.redis.is_some() {
         // Redis keeps the logs of earlier runs: start from empty ones.
@@ -464,6 +496,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ceiling = redis_ceiling(url, args.event_size);
     }
 
+    // What authentication and audit cost: the same ingest and single-event appends against a
+    // fresh server with both off.
+    let mut auth_cost = Value::Null;
+    if auth && args.url.is_none() && args.redis.is_none() && !args.skip_auth_cost {
+        say("again without authentication and audit, to measure their cost…");
+        let mut off = start_target(&args, false).await?;
+        let off_ing = ingest(&off.client, source.clone(), &args).await?;
+        let mut off_append = None;
+        if args.compare_seconds > 0.0 {
+            let one = Arc::new(source.event(0, &mut rand::rng()));
+            off_append = Some(closed_loop(&off.client, args.compare_seconds, "append", one).await?);
+        }
+        if let Some(child) = off.child.as_mut() {
+            let _ = child.kill().await;
+        }
+        let on_eps = ing.events as f64 / ing.seconds;
+        let off_eps = off_ing.events as f64 / off_ing.seconds;
+        auth_cost = json!({
+            "ingest_events_per_s_auth_off": off_eps,
+            "ingest_ratio_on_over_off": on_eps / off_eps,
+            "append_rps_auth_off": off_append,
+            "append_ratio_on_over_off": append_rps.zip(off_append).map(|(on, off)| on / off),
+        });
+    }
+
     let mb = |b: u64| b as f64 / 1e6;
     let raw_total = ing.raw_bytes + single_raw;
     let report = json!({
@@ -477,6 +534,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "disk_bytes": disk,
         "raw_bytes": raw_total,
         "security_overhead": Value::Null,
+        "auth_cost": auth_cost,
         "compare_append_rps": append_rps,
         "compare_newest100_rps": read_rps,
         "compare_search_rps": search_rps,
@@ -486,7 +544,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "events": ing.events, "event_size": args.event_size, "batch": args.batch,
             "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
             "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
-            "auth": "api-key", "encryption": false, "tls": false, "machine": machine(),
+            "auth": if auth { "api-key+audit" } else { "off" }, "encryption": false, "tls": false, "machine": machine(),
             "storage": if args.redis.is_some() { "redis" } else { "embedded" },
         },
     });
@@ -560,6 +618,19 @@ fn print_table(r: &Value) {
                 f("redis_ceiling_set_per_s", 0)
             ),
             "ingest ≥ ½ of it (with --redis)".into(),
+        ],
+        vec![
+            "auth + audit cost: ingest / 1-event appends, on ÷ off".into(),
+            format!(
+                "{} / {}",
+                r["auth_cost"]["ingest_ratio_on_over_off"]
+                    .as_f64()
+                    .map_or("n/a".to_owned(), |v| format!("{v:.3}")),
+                r["auth_cost"]["append_ratio_on_over_off"]
+                    .as_f64()
+                    .map_or("n/a".to_owned(), |v| format!("{v:.3}")),
+            ),
+            "audit ≤ 10 % of ingest".into(),
         ],
         vec![
             "security overhead".into(),

@@ -12,6 +12,7 @@ use neurallog_core::api::{
 };
 use neurallog_core::ingest::{BodyFormat, Limits, parse_body};
 use neurallog_core::query::ReadQuery;
+use neurallog_core::rbac::Permission;
 
 use super::{Params, log_name, path_error};
 use crate::app::AppState;
@@ -33,10 +34,14 @@ pub async fn append(
 ) -> Result<(StatusCode, Json<AppendResponse>), ApiError> {
     let Path(raw) = path.map_err(path_error)?;
     let log = log_name(&raw)?;
+    principal.require(Permission::LogsWrite, Some(&log))?;
     let body = read_body(body, &headers, &st.limits).await?;
     let format = body_format(&headers);
     let events = parse_body(&body, format, &st.limits)?;
+    let bytes: usize = events.iter().map(|e| e.data.len()).sum();
     let ids = st.storage.append(&principal.tenant, &log, events).await?;
+    st.metrics.ingested_events.inc_by(ids.len() as u64);
+    st.metrics.ingested_bytes.inc_by(bytes as u64);
     let log_id = (ids.len() == 1).then(|| ids[0]);
     let count = ids.len();
     Ok((
@@ -116,10 +121,15 @@ pub async fn list(
     State(st): State<AppState>,
     principal: Principal,
 ) -> Result<Json<LogsResponse>, ApiError> {
+    principal.require(Permission::LogsRead, None)?;
     let logs = st.storage.list_logs(&principal.tenant).await?;
     Ok(Json(LogsResponse {
         status: SUCCESS.into(),
-        logs: logs.into_iter().map(|l| l.to_string()).collect(),
+        logs: logs
+            .into_iter()
+            .filter(|l| principal.allows(Permission::LogsRead, l))
+            .map(|l| l.to_string())
+            .collect(),
     }))
 }
 
@@ -137,6 +147,7 @@ pub async fn read(
 ) -> Result<Json<ReadResponse>, ApiError> {
     let Path(raw) = path.map_err(path_error)?;
     let log = log_name(&raw)?;
+    principal.require(Permission::LogsRead, Some(&log))?;
     let p = Params::parse(q.as_deref());
     let query = ReadQuery {
         range: p.time_range()?,
@@ -166,6 +177,7 @@ pub async fn get_entry(
 ) -> Result<Json<EntryResponse>, ApiError> {
     let Path((raw_log, raw_id)) = path.map_err(path_error)?;
     let (log, id) = (log_name(&raw_log)?, entry_id(&raw_id)?);
+    principal.require(Permission::LogsRead, Some(&log))?;
     match st.storage.get(&principal.tenant, &log, id).await? {
         Some(entry) => Ok(Json(EntryResponse {
             status: SUCCESS.into(),
@@ -185,6 +197,7 @@ pub async fn delete_log(
 ) -> Result<Json<DeleteResponse>, ApiError> {
     let Path(raw) = path.map_err(path_error)?;
     let log = log_name(&raw)?;
+    principal.require(Permission::LogsDelete, Some(&log))?;
     let deleted = st.storage.delete_log(&principal.tenant, &log).await?;
     Ok(Json(DeleteResponse {
         status: SUCCESS.into(),
@@ -202,6 +215,7 @@ pub async fn delete_entry(
 ) -> Result<Json<DeleteResponse>, ApiError> {
     let Path((raw_log, raw_id)) = path.map_err(path_error)?;
     let (log, id) = (log_name(&raw_log)?, entry_id(&raw_id)?);
+    principal.require(Permission::LogsDelete, Some(&log))?;
     if st.storage.delete_entry(&principal.tenant, &log, id).await? {
         Ok(Json(DeleteResponse {
             status: SUCCESS.into(),

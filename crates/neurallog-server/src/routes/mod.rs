@@ -1,14 +1,18 @@
 //! Route handlers, one module per resource, and the parameter parsing they share.
 
+pub mod audit;
 pub mod erasure;
+pub mod keys;
 pub mod logs;
 pub mod meta;
 pub mod retention;
 pub mod search;
 pub mod stats;
+pub mod tenants;
 
 use axum::extract::rejection::PathRejection;
 use neurallog_core::{EntryId, LogName, query::TimeRange, time::parse_time};
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
@@ -102,4 +106,18 @@ pub fn path_error(_: PathRejection) -> ApiError {
         "invalid_log_name",
         neurallog_core::log_name::InvalidLogName.to_string(),
     )
+}
+
+/// Largest administration request body.
+pub const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// Parses an administration request body (a JSON object) into `T`.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_ADMIN_BODY {
+        return Err(ApiError::payload_too_large(format!(
+            "request body is larger than {MAX_ADMIN_BODY} bytes"
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use neurallog_core::api::{SUCCESS, SearchHit, SearchResponse};
 use neurallog_core::query::{FieldFilter, LogScope, Matcher, SearchQuery};
+use neurallog_core::rbac::Permission;
 
 use super::{Params, log_name};
 use crate::app::AppState;
@@ -41,6 +42,10 @@ pub async fn search(
         Some(name) if !name.is_empty() => LogScope::One(log_name(name)?),
         _ => LogScope::All,
     };
+    match &scope {
+        LogScope::One(log) => principal.require(Permission::LogsRead, Some(log))?,
+        _ => principal.require(Permission::LogsRead, None)?,
+    }
     let mut filters = Vec::new();
     for (k, v) in p.iter() {
         let Some(path) = k
@@ -70,6 +75,9 @@ pub async fn search(
     let results: Vec<SearchHit> = page
         .entries
         .into_iter()
+        // A key narrowed to some logs searches all of them and sees only its own; the page may
+        // then hold fewer than `limit` hits, and `next_cursor` still continues it.
+        .filter(|entry| principal.allows(Permission::LogsRead, &entry.name))
         .map(|entry| SearchHit {
             log_name: entry.name.to_string(),
             entry,

@@ -5,6 +5,7 @@ use axum::extract::{Path, State, rejection::PathRejection};
 use neurallog_core::api::{
     LogStatisticsResponse, LogStats, NamedLogStats, SUCCESS, StatisticsResponse,
 };
+use neurallog_core::rbac::Permission;
 use neurallog_core::time::format_ms;
 use neurallog_storage::LogSummary;
 
@@ -28,7 +29,9 @@ pub async fn statistics(
     State(st): State<AppState>,
     principal: Principal,
 ) -> Result<Json<StatisticsResponse>, ApiError> {
-    let logs = st.storage.tenant_summary(&principal.tenant).await?;
+    principal.require(Permission::LogsRead, None)?;
+    let mut logs = st.storage.tenant_summary(&principal.tenant).await?;
+    logs.retain(|(name, _)| principal.allows(Permission::LogsRead, name));
     let mut total = LogSummary::default();
     for (_, s) in &logs {
         total.merge(s);
@@ -56,6 +59,7 @@ pub async fn log_statistics(
 ) -> Result<Json<LogStatisticsResponse>, ApiError> {
     let Path(raw) = path.map_err(path_error)?;
     let log = log_name(&raw)?;
+    principal.require(Permission::LogsRead, Some(&log))?;
     let s = st.storage.log_summary(&principal.tenant, &log).await?;
     Ok(Json(LogStatisticsResponse {
         status: SUCCESS.into(),

@@ -1,25 +1,17 @@
-//! Authentication of requests.
-//!
-//! Until full API-key management exists, every data route requires the bootstrap key: the
-//! `API_KEY` setting, or a key generated on first start of which only the SHA-256 hash is kept
-//! in the data directory. A request presents it as `X-API-Key: <key>` or
-//! `Authorization: Bearer <key>`. Keys are compared as hashes in constant time, so neither
-//! the content nor the length of the key leaks through timing.
+//! Keys fixed by configuration: the bootstrap admin key (`API_KEY`, or a key generated on
+//! first start of which only the SHA-256 hash is kept in the data directory) and the system
+//! key (`NEURALLOG_SYSTEM_KEY`). Keys are compared as hashes in constant time, so neither the
+//! content nor the length of the key leaks through timing.
 
 use std::io::Write;
 use std::path::Path;
 
-use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
 use base64::Engine;
-use neurallog_core::rbac::{Decision, DenyReason, Grant, Permission, Role, authorize};
-use neurallog_core::{LogName, TenantId};
+use neurallog_core::TenantId;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
-use crate::error::ApiError;
 use crate::secret::Secret;
 
 /// File in the data directory holding the hex SHA-256 of a generated bootstrap key.
@@ -126,62 +118,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// The verified caller of a request.
-#[derive(Clone, Debug)]
-pub struct Principal {
-    /// The tenant whose data the request may touch.
-    pub tenant: TenantId,
-    /// What the credential may do.
-    pub grant: Grant,
-}
-
-impl Principal {
-    /// Refuses (403) unless the grant allows `permission` on the request's tenant (and `log`,
-    /// for `logs:*` permissions). Every route calls this before it touches anything.
-    pub fn require(&self, permission: Permission, log: Option<&LogName>) -> Result<(), ApiError> {
-        match authorize(&self.grant, &self.tenant, permission, log) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => Err(ApiError::forbidden(match reason {
-                DenyReason::Permission => format!("this credential lacks {permission}"),
-                DenyReason::Tenant => "this credential does not reach this tenant".to_owned(),
-                DenyReason::Log => "this credential does not reach this log".to_owned(),
-            })),
-        }
-    }
-}
-
-/// The credential a request presents, if any.
-fn presented_key(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts.headers.get("x-api-key") {
-        return v.to_str().ok();
-    }
-    let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(key) = presented_key(parts) else {
-            return Err(ApiError::unauthorized());
-        };
-        if !state.auth.verify(key) {
-            return Err(ApiError::unauthorized());
-        }
-        let tenant = state.auth.tenant().clone();
-        let admin = Role::built_in("admin").ok_or_else(ApiError::internal)?;
-        Ok(Principal {
-            grant: Grant::role(tenant.clone(), &admin, None),
-            tenant,
-        })
-    }
 }
 
 #[cfg(test)]
