@@ -373,3 +373,91 @@ async fn erasure_and_retention_stay_in_their_tenant() {
     );
     a.stop().await;
 }
+
+/// Only a credential holding `retention:manage` (settings) or `logs:delete` (erasure) gets
+/// through; a writer, a reader and an auditor are refused and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_roles_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = Api::start(dir.path(), |_| {}).await;
+    api.append("web", json!({"user": {"email": "a"}})).await;
+    api.put_retention(json!({"default_days": 9})).await;
+    for role in ["reader", "writer", "auditor"] {
+        let (s, b) = api
+            .call(
+                api.req(Method::POST, "/api/keys")
+                    .json(&json!({"name": format!("{role} key"), "role": role})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let key = b["key"].as_str().expect("key").to_owned();
+        let as_role = |m: Method, p: &str| {
+            api.http
+                .request(m, format!("{}{}", api.base, p))
+                .header("X-API-Key", key.clone())
+        };
+        for rb in [
+            as_role(Method::GET, "/api/retention"),
+            as_role(Method::PUT, "/api/retention").json(&json!({"default_days": 1})),
+            as_role(Method::POST, "/api/erasure")
+                .json(&json!({"field": "user.email", "value": "a"})),
+        ] {
+            api.expect_error(rb, StatusCode::FORBIDDEN, "forbidden")
+                .await;
+        }
+    }
+    assert_eq!(api.entries("web").await.len(), 1);
+    let (_, b) = api.call(api.req(Method::GET, "/api/retention")).await;
+    assert_eq!(b["default_days"], 9);
+    api.stop().await;
+}
+
+/// Every purge that removed something is in the tenant's audit trail, and so is an erasure
+/// (without the erased value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purges_and_erasures_are_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = Api::start(dir.path(), |c| {
+        c.purge_interval = Duration::from_millis(100)
+    })
+    .await;
+    api.append(
+        "app",
+        json!([{"timestamp": "2001-02-03T04:05:06Z", "user": {"email": "x@y.z"}}]),
+    )
+    .await;
+    api.put_retention(json!({"default_days": 1})).await;
+    let mut found = Value::Null;
+    for _ in 0..300 {
+        let (_, b) = api
+            .call(api.req(Method::GET, "/api/audit?action=retention.purge"))
+            .await;
+        if b["events"].as_array().is_some_and(|e| !e.is_empty()) {
+            found = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ev = &found["events"][0];
+    assert_eq!(ev["action"], "retention.purge", "{found}");
+    assert_eq!(ev["count"], 1, "{found}");
+    api.put_retention(json!({})).await;
+    api.append(
+        "app",
+        json!({"user": {"email": "secret-value@example.com"}}),
+    )
+    .await;
+    let (s, _) = api
+        .erase(json!({"field": "user.email", "value": "secret-value@example.com"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, b) = api
+        .call(api.req(Method::GET, "/api/audit?action=logs.erase"))
+        .await;
+    assert_eq!(b["events"].as_array().map(Vec::len), Some(1), "{b}");
+    assert!(
+        !b.to_string().contains("secret-value"),
+        "the erased value is not audited"
+    );
+    api.stop().await;
+}
