@@ -461,3 +461,45 @@ async fn purges_and_erasures_are_audited() {
     );
     api.stop().await;
 }
+
+/// An admin key narrowed to some logs erases in those only, and is refused a log it does not
+/// reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_keys_erase_only_their_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = Api::start(dir.path(), |_| {}).await;
+    let ev = json!({"user": {"email": "n@x.org"}});
+    api.append("web", ev.clone()).await;
+    api.append("api", ev.clone()).await;
+    let (s, b) = api
+        .call(
+            api.req(Method::POST, "/api/keys")
+                .json(&json!({"name": "web admin", "role": "admin", "logs": ["web"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let key = b["key"].as_str().expect("key").to_owned();
+    let erase = |body: Value| {
+        api.http
+            .post(format!("{}/api/erasure", api.base))
+            .header("X-API-Key", key.clone())
+            .json(&body)
+    };
+    api.expect_error(
+        erase(json!({"field": "user.email", "value": "n@x.org", "logs": ["api"]})),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let (s, b) = api
+        .call(erase(json!({"field": "user.email", "value": "n@x.org"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["logs"], json!({"web": 1}));
+    assert_eq!(
+        api.entries("api").await.len(),
+        1,
+        "a log the key does not reach is kept"
+    );
+    api.stop().await;
+}

@@ -37,13 +37,23 @@ pub async fn erase(
     let erasure = req
         .validate()
         .map_err(|m| ApiError::bad_request("invalid_erasure", m))?;
+    // Named logs must all be allowed (403 otherwise); "every log" means every log the
+    // credential may delete from (a key narrowed to some logs erases in those).
     let logs = match erasure.logs {
-        Some(l) => l,
-        None => st.storage.list_logs(&principal.tenant).await?,
+        Some(l) => {
+            for log in &l {
+                principal.require(Permission::LogsDelete, Some(log))?;
+            }
+            l
+        }
+        None => st
+            .storage
+            .list_logs(&principal.tenant)
+            .await?
+            .into_iter()
+            .filter(|l| principal.allows(Permission::LogsDelete, l))
+            .collect(),
     };
-    for log in &logs {
-        principal.require(Permission::LogsDelete, Some(log))?;
-    }
     // The work runs in its own task: a client that hangs up does not leave it half done.
     let storage = st.storage.clone();
     let tenant = principal.tenant.clone();
