@@ -300,9 +300,16 @@ impl RedisStorage {
             let Some(blobs) = blobs.into_iter().collect::<Option<Vec<_>>>() else {
                 continue; // a block changed between the two reads
             };
-            let top = members.last().map_or(hi, |m| m.last_id.max(hi));
             let ents = entries.clone();
-            let (out, span, new) = blocking(move || merge_import(&blobs, &ents)).await?;
+            let (out, span, new, above_used) =
+                blocking(move || merge_import(&blobs, &ents, hi)).await?;
+            if !above_used && members.last().is_some_and(|m| m.last_id > hi) {
+                raw.pop(); // the block above does not reach down into the import: untouched
+            }
+            let top = match raw.last() {
+                Some(r) => IndexMember::decode(r)?.last_id.max(hi),
+                None => hi,
+            };
             let out = ImportOutcome {
                 imported: out.imported,
                 skipped: out.skipped + dups,
@@ -346,20 +353,30 @@ fn prepare_erase(
     Ok(Some((hits.len() as u64, seal_all(&rows)?)))
 }
 
-/// Merges imported entries (sorted, unique) with the existing blocks they meet.
+/// Merges imported entries (sorted, unique, up to id `hi`) with the existing blocks they may
+/// meet; the last block is left out (and the flag says so) when it starts above `hi`.
 #[allow(clippy::type_complexity)] // private helper
 fn merge_import(
     blobs: &[Vec<u8>],
     entries: &[Entry],
+    hi: EntryId,
 ) -> Result<(
     ImportOutcome,
     Option<(i64, i64)>,
     Vec<(IndexMember, Vec<u8>)>,
+    bool,
 )> {
-    let blocks = blobs
+    let mut blocks = blobs
         .iter()
         .map(|b| Block::decode(b))
         .collect::<Result<Vec<_>>>()?;
+    let above_used = match blocks.last() {
+        Some(b) if !b.is_empty() && b.id(0) > hi => {
+            blocks.pop();
+            false
+        }
+        _ => true,
+    };
     let mut rows: Vec<(EntryId, i64, &[u8])> = Vec::new();
     for b in &blocks {
         for i in 0..b.len() {
@@ -385,5 +402,5 @@ fn merge_import(
         });
     }
     rows.sort_by_key(|r| r.0);
-    Ok((out, span, seal_all(&rows)?))
+    Ok((out, span, seal_all(&rows)?, above_used))
 }

@@ -150,18 +150,24 @@ impl Writer {
         let prefix = keys::log_prefix(tenant, log);
         let meta_key = keys::meta_key(tenant, log);
         let mut meta = self.meta(&meta_key)?;
-        // Blocks whose id span meets [lo, hi]: from the first key >= lo up to and including
-        // the first key >= hi. They are merged with the import so spans never overlap.
+        // Blocks whose id span meets [lo, hi]: from the first key >= lo up to the first key
+        // >= hi, that one only if it starts at or below hi. They are merged with the import so
+        // spans never overlap. (A restore imports a log newest chunk first, so usually no
+        // block meets the span and nothing is rewritten.)
         let mut old: Vec<(Vec<u8>, Arc<Block>)> = Vec::new();
         let from = keys::block_key(&prefix, lo);
         let to = keys::block_key(&prefix, EntryId::MAX);
         for kv in self.tree.blocks.range(from..=to) {
             let (k, v) = kv.into_inner().map_err(io_err)?;
             let last = key_id(&k, prefix.len())?;
-            old.push((k.to_vec(), self.tree.decode(&k, &v, false)?));
+            let b = self.tree.decode(&k, &v, false)?;
             if last >= hi {
+                if !b.is_empty() && b.id(0) <= hi {
+                    old.push((k.to_vec(), b));
+                }
                 break;
             }
+            old.push((k.to_vec(), b));
         }
         let mut merged: Vec<(EntryId, i64, &[u8])> = Vec::new();
         for (_, b) in &old {
