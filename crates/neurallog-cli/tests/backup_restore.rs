@@ -417,6 +417,8 @@ fn no_backup_key_no_backup() {
 fn directory_backups_keep_the_newest() {
     let src = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
+    drop(EmbeddedStorage::open(src.path()).expect("create an empty store"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let env = embedded_env(src.path(), KEY);
     for _ in 0..3 {
         let (ok, _, stderr) = run(
@@ -445,6 +447,13 @@ fn directory_backups_keep_the_newest() {
             .iter()
             .all(|n| n.starts_with("neurallog-backup-acme-") && n.ends_with(".nlbk"))
     );
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (ok, _, stderr) = run(
+        &["backup", "--out", "x.nlbk"],
+        &embedded_env(&empty.path().join("typo"), KEY),
+    );
+    assert!(!ok);
+    one_line_error(&stderr, "no NeuralLog store");
     let (ok, _, stderr) = run(&["backup", "--out", "x.nlbk", "--keep", "1"], &env);
     assert!(!ok);
     one_line_error(&stderr, "need a directory");

@@ -221,6 +221,13 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         bail!("--keep must be at least 1");
     }
     let config = args.store.resolve()?;
+    // A mistyped data directory would otherwise be created empty and backed up as such.
+    if config.redis_url.is_none() && !config.data_dir.join("store").exists() {
+        bail!(
+            "no NeuralLog store in {} (set NEURALLOG_DATA_DIR or REDIS_URL)",
+            config.data_dir.display()
+        );
+    }
     let store = open_storage(&config).await?;
     let tenants = match &args.tenant {
         Some(t) => vec![
