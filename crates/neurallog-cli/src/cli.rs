@@ -36,6 +36,16 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Write an encrypted, integrity-checked archive of one or every tenant (reads the
+    /// configured storage directly; needs NEURALLOG_BACKUP_KEY).
+    Backup(crate::backup::BackupArgs),
+    /// Restore an archive written by `backup` into the configured storage (either backend).
+    Restore(crate::backup::RestoreArgs),
+    /// Show or change the tenant's retention periods on a server.
+    #[command(subcommand)]
+    Retention(crate::maintenance::RetentionCommand),
+    /// Erase every event whose field equals a value (GDPR) on a server.
+    Erase(crate::maintenance::EraseArgs),
     /// Inspect the server configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -195,6 +205,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Audit(cmd) => admin::audit(cmd).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Backup(args) => crate::backup::backup(args).await,
+        Command::Restore(args) => crate::backup::restore(args).await,
+        Command::Retention(cmd) => crate::maintenance::retention(cmd).await,
+        Command::Erase(args) => crate::maintenance::erase(args).await,
         Command::Openapi => {
             println!("{}", neurallog_server::openapi::json());
             Ok(())

@@ -3,9 +3,11 @@
 //! `main` only parses arguments and hands over; the commands live in their own modules.
 
 mod admin;
+mod backup;
 mod bench;
 mod cli;
 mod logs;
+mod maintenance;
 mod output;
 
 use std::process::ExitCode;

@@ -564,3 +564,76 @@ fn admin_commands_end_to_end() {
     let o = cli(&["logs", "list"], url, &admin_key, None);
     assert!(!o.status.success());
 }
+
+#[test]
+fn retention_and_erase_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Serve::start(dir.path(), Some(KEY));
+    let run = |args: &[&str]| cli(args, &s.url, KEY, None);
+    let r = json_out(&run(&[
+        "retention",
+        "set",
+        "--default-days",
+        "30",
+        "--log",
+        "debug=1",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        (r["default_days"].clone(), r["logs"]["debug"].clone()),
+        (30.into(), 1.into())
+    );
+    let r = json_out(&run(&[
+        "retention",
+        "set",
+        "--log",
+        "debug=none",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        (r["default_days"].clone(), r["logs"].clone()),
+        (30.into(), serde_json::json!({}))
+    );
+    let r = json_out(&run(&["retention", "get", "-o", "json"]));
+    assert_eq!(r["default_days"], 30);
+    let bad = run(&["retention", "set", "--default-days", "0"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("default_days"),
+        "{err}"
+    );
+
+    let events =
+        b"{\"user\":{\"email\":\"e@x.org\"}}\n{\"user\":{\"email\":\"f@x.org\"}}\n{\"code\":500}\n";
+    let o = cli(&["logs", "append", "app"], &s.url, KEY, Some(events));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let refused = run(&["erase", "--field", "user.email", "--value", "e@x.org"]);
+    assert!(!refused.status.success(), "needs --yes");
+    let r = json_out(&run(&[
+        "erase",
+        "--field",
+        "user.email",
+        "--value",
+        "e@x.org",
+        "--yes",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        (r["erased"].clone(), r["logs"]["app"].clone()),
+        (1.into(), 1.into())
+    );
+    // Numbers are typed: "500" as JSON text is a string and matches nothing; 500 matches.
+    let r = json_out(&run(&[
+        "erase", "--field", "code", "--value", "\"500\"", "--yes", "-o", "json",
+    ]));
+    assert_eq!(r["erased"], 0);
+    let r = json_out(&run(&[
+        "erase", "--field", "code", "--value", "500", "--log", "app", "--yes", "-o", "json",
+    ]));
+    assert_eq!(r["erased"], 1);
+    assert_eq!(read_all_ids(&s.url, KEY, "app").len(), 1);
+}

@@ -12,6 +12,9 @@ use neurallog_core::api::{
     AppendResponse, DeleteResponse, EntryResponse, ErrorBody, LogStatisticsResponse, LogsResponse,
     ReadResponse, SearchResponse, StatisticsResponse,
 };
+use neurallog_core::retention::{
+    ErasureRequest, ErasureResponse, RetentionResponse, RetentionUpdate,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -223,6 +226,24 @@ impl Client {
     /// Statistics of one log.
     pub async fn log_statistics(&self, log: &str) -> Result<LogStatisticsResponse, ClientError> {
         Self::send(self.request(Method::GET, &format!("/logs/{}/statistics", enc(log)))).await
+    }
+
+    /// The tenant's retention settings (`retention:manage`).
+    pub async fn retention(&self) -> Result<RetentionResponse, ClientError> {
+        Self::send(self.request(Method::GET, "/api/retention")).await
+    }
+
+    /// Replaces the tenant's retention settings (`retention:manage`).
+    pub async fn set_retention(
+        &self,
+        settings: &RetentionUpdate,
+    ) -> Result<RetentionResponse, ClientError> {
+        Self::send(self.request(Method::PUT, "/api/retention").json(settings)).await
+    }
+
+    /// Erases every event whose field equals the value (`logs:delete`).
+    pub async fn erase(&self, request: &ErasureRequest) -> Result<ErasureResponse, ClientError> {
+        Self::send(self.request(Method::POST, "/api/erasure").json(request)).await
     }
 
     /// Creates a tenant (system key).

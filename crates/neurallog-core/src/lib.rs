@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod log_name;
 pub mod query;
 pub mod rbac;
+pub mod retention;
 pub mod tenant;
 pub mod time;
 

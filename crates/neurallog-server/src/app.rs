@@ -28,6 +28,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The tenants' data keys; `None` only when encryption was disabled for a benchmark.
     pub keyring: Option<Arc<neurallog_storage::crypt::Keyring>>,
+    /// Retention defaults and purge counters.
+    pub retention: Arc<crate::retention::Retention>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -58,6 +60,11 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(routes::encryption::rotate),
         )
         .route("/statistics", get(routes::stats::statistics))
+        .route(
+            "/api/retention",
+            get(routes::retention::get).put(routes::retention::put),
+        )
+        .route("/api/erasure", post(routes::erasure::erase))
         .route(
             "/api/keys",
             post(routes::keys::create).get(routes::keys::list),

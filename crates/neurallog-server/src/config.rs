@@ -70,6 +70,8 @@ fn token_vars() -> impl Iterator<Item = &'static str> {
     neurallog_auth::settings::VARIABLES.iter().copied()
 }
 
+/// Default pause between retention purge cycles.
+pub const DEFAULT_PURGE_INTERVAL_SECONDS: u64 = 300;
 /// Default port of the `/metrics` listener (spec §2).
 pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
@@ -114,6 +116,8 @@ struct FileConfig {
     master_key_file: Option<String>,
     master_key_previous: Option<String>,
     master_key_previous_file: Option<String>,
+    retention_days: Option<toml::Value>,
+    purge_interval_seconds: Option<toml::Value>,
     system_key: Option<String>,
     system_key_file: Option<String>,
     roles: Option<BTreeMap<String, FileRole>>,
@@ -177,6 +181,10 @@ pub struct ServerConfig {
     pub tls_proxy: bool,
     /// Secrets that rotate while the server runs (those read from Vault).
     pub live: LiveSecrets,
+    /// `NEURALLOG_RETENTION_DAYS`: retention of tenants that set none (`None`: keep).
+    pub retention_days: Option<u64>,
+    /// `NEURALLOG_PURGE_INTERVAL_SECONDS`: pause between purge cycles.
+    pub purge_interval: std::time::Duration,
     /// Bootstrap system key (manages tenants); never generated.
     pub system_key: Option<Secret>,
     /// Custom roles of the config file: name → permissions.
@@ -214,6 +222,8 @@ impl ServerConfig {
             tls: None,
             tls_proxy: false,
             live: LiveSecrets::default(),
+            retention_days: None,
+            purge_interval: std::time::Duration::from_secs(DEFAULT_PURGE_INTERVAL_SECONDS),
             system_key: None,
             roles: BTreeMap::new(),
             auth_disabled: false,
@@ -430,6 +440,27 @@ impl ServerConfig {
                 ));
             }
         };
+        let retention_days =
+            match env("NEURALLOG_RETENTION_DAYS").or(toml_text(&file.retention_days)) {
+                None => None,
+                Some(t) if t.trim().is_empty() => None,
+                Some(t) => match t.trim().parse::<u64>() {
+                    Ok(n) if (1..=neurallog_core::retention::MAX_DAYS).contains(&n) => Some(n),
+                    _ => {
+                        return Err(invalid(
+                            "NEURALLOG_RETENTION_DAYS",
+                            &t,
+                            "an integer from 1 to 36500",
+                        ));
+                    }
+                },
+            };
+        let purge_interval = std::time::Duration::from_secs(size(
+            "NEURALLOG_PURGE_INTERVAL_SECONDS",
+            toml_text(&file.purge_interval_seconds),
+            DEFAULT_PURGE_INTERVAL_SECONDS as usize,
+            86_400,
+        )? as u64);
         let system_key = secret(
             "NEURALLOG_SYSTEM_KEY",
             env,
@@ -465,6 +496,8 @@ impl ServerConfig {
             redis_password,
             redis_ca_cert,
             limits,
+            retention_days,
+            purge_interval,
             tls,
             tls_proxy,
             live: LiveSecrets::default(),
@@ -603,6 +636,15 @@ impl ServerConfig {
             (
                 "NEURALLOG_MAX_EVENT_BYTES",
                 self.limits.max_event_bytes.to_string(),
+            ),
+            (
+                "NEURALLOG_RETENTION_DAYS",
+                self.retention_days
+                    .map_or("(unset)".into(), |d| d.to_string()),
+            ),
+            (
+                "NEURALLOG_PURGE_INTERVAL_SECONDS",
+                self.purge_interval.as_secs().to_string(),
             ),
         ]);
         if let Some(vault) = self.live.source() {
@@ -928,8 +970,6 @@ mod tests {
     }
 
     #[test]
-
-    #[test]
     fn production_refuses_weak_settings() {
         let e = resolve(&[("NODE_ENV", "production")], Flags::default()).unwrap_err();
         assert!(e.0.contains("API_KEY is not set"), "{}", e.0);
@@ -972,7 +1012,10 @@ mod tests {
             assert!(resolve(&vars, Flags::default()).is_ok(), "{tls:?}");
         }
         // Development warns about plain HTTP only when it is reachable from elsewhere.
-        let local = [("API_KEY", strong.as_str()), ("NEURALLOG_MASTER_KEY", master.as_str())];
+        let local = [
+            ("API_KEY", strong.as_str()),
+            ("NEURALLOG_MASTER_KEY", master.as_str()),
+        ];
         let dev = resolve(&local, Flags::default()).unwrap();
         assert!(dev.insecure_settings().is_empty());
         let mut exposed = local.to_vec();

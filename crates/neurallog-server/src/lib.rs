@@ -14,6 +14,7 @@
 //! - [`tls`]: HTTPS with certificate reload and optional client certificates.
 //! - [`rotation`]: secrets that change while the server runs; [`vault`] reads them from
 //!   HashiCorp Vault (cargo feature `vault`).
+//! - [`retention`]: retention settings and the background purge.
 //! - [`run`]: binds, serves and shuts down gracefully.
 
 pub mod abuse;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod retention;
 pub mod rotation;
 pub mod routes;
 pub mod secret;

@@ -15,6 +15,7 @@ use crate::routes;
         routes::logs::delete_log, routes::logs::delete_entry,
         routes::search::search,
         routes::stats::statistics, routes::stats::log_statistics,
+        routes::retention::get, routes::retention::put, routes::erasure::erase,
         routes::keys::create, routes::keys::list, routes::keys::revoke, routes::keys::rotate,
         routes::tenants::create, routes::tenants::list, routes::tenants::delete,
         routes::audit::list, routes::audit::verify,

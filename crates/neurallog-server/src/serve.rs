@@ -241,13 +241,20 @@ async fn state(
     } else {
         AuditSink::start(storage.clone())
     };
+    let purge_metrics = Arc::new(crate::retention::PurgeMetrics::default());
+    let mut metrics = Metrics::default();
+    purge_metrics.register(metrics.registry_mut());
     Ok(AppState {
         storage,
         auth: Arc::new(auth),
         audit,
         limits: Arc::new(config.limits.clone()),
         keyring,
-        metrics: Arc::new(Metrics::default()),
+        retention: Arc::new(crate::retention::Retention {
+            server_default_days: config.retention_days,
+            metrics: purge_metrics,
+        }),
+        metrics: Arc::new(metrics),
     })
 }
 
@@ -335,6 +342,16 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
         let addr = listener.local_addr()?;
+        // Retention runs beside the server and stops with it.
+        let purger = crate::retention::Purger {
+            storage: storage.clone(),
+            tenant: state.auth.tenants.implicit().clone(),
+            server_default_days: config.retention_days,
+            metrics: state.retention.metrics.clone(),
+            audit: state.audit.clone(),
+            max_blocks_per_cycle: crate::retention::MAX_BLOCKS_PER_CYCLE,
+        }
+        .spawn(config.purge_interval);
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, backend = storage.backend(), "neurallog listening");
         let metrics_listener = metrics_listener(&config).await?;
@@ -374,6 +391,7 @@ impl Server {
                     .await
                 }
             };
+            purger.abort();
             for t in [metrics_task, refresh].into_iter().flatten() {
                 t.abort();
             }

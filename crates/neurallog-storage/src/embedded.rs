@@ -32,7 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use neurallog_core::{
-    EntryId, LogName, TenantId,
+    Entry, EntryId, LogName, TenantId,
     ingest::NewEvent,
     query::{LogScope, Matcher, ReadQuery, SearchQuery, TimeRange},
 };
@@ -40,7 +40,7 @@ use tokio::sync::oneshot;
 
 use crate::block::{self, Block};
 use crate::crypt::{Encryption, LogCipher, TenantCipher};
-use crate::{LogSummary, Page, Result, Scope, Storage, StorageError};
+use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage, StorageError};
 use keys::LogMeta;
 use writer::{Command, WriterHandle};
 
@@ -139,9 +139,16 @@ impl EmbeddedStorage {
                 KeyspaceCreateOptions::default()
                     .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
                     .max_memtable_size(16 * 1024 * 1024)
+                    // Erasure must be able to make removed blocks unrecoverable: a blob file
+                    // holding any removed block is rewritten by the next compaction that
+                    // reaches it (the defaults wait for a third of a file to be stale, and
+                    // then rewrite only the oldest fifth of such files). Append-only data
+                    // never goes stale, so this costs nothing until blocks are removed.
                     .with_kv_separation(Some(
                         fjall::KvSeparationOptions::default()
-                            .compression(fjall::CompressionType::None),
+                            .compression(fjall::CompressionType::None)
+                            .staleness_threshold(f32::MIN_POSITIVE)
+                            .age_cutoff(1.0),
                     ))
             })
             .map_err(io_err)?;
@@ -198,6 +205,17 @@ impl EmbeddedStorage {
             Encryption::Off => Ok(TenantCipher::plaintext(tenant)),
             Encryption::On(ring) => ring.cipher(self, tenant).await,
         }
+    }
+
+    /// The stored (encoded) blocks of a log, oldest first: tests use them to look for a
+    /// removed block's bytes in the store's files.
+    #[cfg(feature = "testsuite")]
+    pub fn raw_block_values(&self, tenant: &TenantId, log: &LogName) -> Result<Vec<Vec<u8>>> {
+        self.tree
+            .blocks
+            .prefix(keys::log_prefix(tenant, log))
+            .map(|kv| Ok(kv.into_inner().map_err(io_err)?.1.to_vec()))
+            .collect()
     }
 
     async fn blocking<T: Send + 'static>(
@@ -595,4 +613,126 @@ impl Storage for EmbeddedStorage {
         })
         .await
     }
+
+    async fn purge_before(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        cutoff_ms: i64,
+        max_blocks: usize,
+    ) -> Result<PurgeOutcome> {
+        let cipher = self.cipher(tenant).await?;
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.command(|reply| Command::Purge {
+            tenant,
+            log,
+            cutoff_ms,
+            max_blocks,
+            cipher,
+            reply,
+        })
+        .await
+    }
+
+    async fn erase(&self, tenant: &TenantId, log: &LogName, matcher: &Matcher) -> Result<u64> {
+        // The scan (decompression, JSON parsing) runs here, on the blocking pool; the writer
+        // only rewrites the blocks found, checking each again, in chunks so that appends
+        // keep flowing between them.
+        let cipher = self.cipher(tenant).await?;
+        let (t2, l2, m2, c2) = (tenant.clone(), log.clone(), matcher.clone(), cipher.clone());
+        let candidates = self
+            .blocking(move |t| erase_candidates(t, &t2, &l2, &m2, &c2.log(&l2)))
+            .await?;
+        let mut erased = 0;
+        for chunk in candidates.chunks(ERASE_CHUNK) {
+            let (tenant, log, matcher) = (tenant.clone(), log.clone(), matcher.clone());
+            let candidates = chunk.to_vec();
+            let cipher = cipher.clone();
+            erased += self
+                .command(|reply| Command::Erase {
+                    tenant,
+                    log,
+                    candidates,
+                    matcher,
+                    cipher,
+                    reply,
+                })
+                .await?;
+        }
+        Ok(erased)
+    }
+
+    async fn compact(&self) -> Result<()> {
+        self.blocking(|t| {
+            // Flush the memtable into a table, then compact every table into one: versions
+            // of removed or rewritten blocks are dropped and (with the blob settings in
+            // `open`) every blob file holding one is rewritten without it.
+            //
+            // Twice, because the engine only drops what lies below its garbage-collection
+            // watermark, which trails the newest write, and deletes the files of an old
+            // table set only once a newer set is itself below the watermark: each round's
+            // tombstone (of a key outside every tenant's prefix, so no reader sees it) moves
+            // the watermark past the previous round. The journal segments holding removed
+            // blocks are dropped once their memtables are flushed.
+            for _ in 0..2 {
+                t.blocks.remove(COMPACTION_MARK).map_err(io_err)?;
+                t.blocks.rotate_memtable_and_wait().map_err(io_err)?;
+                t.blocks.major_compact().map_err(io_err)?;
+            }
+            t.blocks.remove(COMPACTION_MARK).map_err(io_err)?;
+            t.blocks.rotate_memtable_and_wait().map_err(io_err)?;
+            t.db.persist(PersistMode::SyncAll).map_err(io_err)
+        })
+        .await
+    }
+
+    async fn import(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        entries: Vec<Entry>,
+    ) -> Result<ImportOutcome> {
+        if entries.len() > crate::MAX_IMPORT_ENTRIES {
+            return Err(StorageError::internal("import holds too many entries"));
+        }
+        if entries.is_empty() {
+            return Ok(ImportOutcome::default());
+        }
+        let cipher = self.cipher(tenant).await?;
+        let (tenant, log) = (tenant.clone(), log.clone());
+        self.command(|reply| Command::Import {
+            tenant,
+            log,
+            entries,
+            cipher,
+            reply,
+        })
+        .await
+    }
+}
+
+/// A key of the `blocks` keyspace outside every tenant's prefix (tenant ids do not start
+/// with 0x00), written only as a tombstone by `compact`.
+const COMPACTION_MARK: &[u8] = b"\0compaction";
+
+/// Blocks rewritten by one erase command.
+const ERASE_CHUNK: usize = 32;
+
+/// Keys of the log's blocks holding an entry `matcher` accepts.
+fn erase_candidates(
+    tree: &Tree,
+    tenant: &TenantId,
+    log: &LogName,
+    matcher: &Matcher,
+    cipher: &LogCipher<'_>,
+) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for kv in tree.blocks.prefix(keys::log_prefix(tenant, log)) {
+        let (k, v) = kv.into_inner().map_err(io_err)?;
+        let b = tree.decode(&k, &v, false, cipher)?;
+        if !b.matching(matcher, b.len()).is_empty() {
+            out.push(k.to_vec());
+        }
+    }
+    Ok(out)
 }

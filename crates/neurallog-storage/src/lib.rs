@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use neurallog_core::{
     Entry, EntryId, LogName, TenantId,
     ingest::NewEvent,
-    query::{ReadQuery, SearchQuery},
+    query::{Matcher, ReadQuery, SearchQuery},
 };
 
 pub use embedded::EmbeddedStorage;
@@ -109,6 +109,29 @@ impl LogSummary {
         };
     }
 }
+
+/// What one [`Storage::purge_before`] call removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeOutcome {
+    /// Whole blocks removed.
+    pub blocks: u64,
+    /// Entries those blocks held.
+    pub entries: u64,
+    /// The call stopped at its block budget: more expired blocks may follow (call again).
+    pub more: bool,
+}
+
+/// What one [`Storage::import`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Entries stored with their original id and timestamp.
+    pub imported: u64,
+    /// Entries skipped because the log already holds their id.
+    pub skipped: u64,
+}
+
+/// Most entries one [`Storage::import`] call accepts (callers send larger sets in chunks).
+pub const MAX_IMPORT_ENTRIES: usize = 16 * 1024;
 
 /// Where a metadata record or an audit sequence lives: server-wide, or inside one tenant's
 /// space (removed with the tenant by [`Storage::delete_tenant`]).
@@ -223,6 +246,41 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     /// Bytes the backend occupies on disk, when it can tell.
     async fn disk_usage(&self) -> Result<Option<u64>>;
+
+    /// Retention: removes, oldest first, up to `max_blocks` whole blocks of the log that have
+    /// expired at `cutoff_ms` — every event's timestamp is before it, or every event was
+    /// accepted before it (so a far-future timestamp cannot keep data forever). It stops at
+    /// the first block that has not expired: a block straddling the cut-off is kept until it
+    /// has wholly expired. Bounded work: at most `max_blocks + 1` blocks are examined.
+    async fn purge_before(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        cutoff_ms: i64,
+        max_blocks: usize,
+    ) -> Result<PurgeOutcome>;
+
+    /// Erasure: removes every entry of the log whose event `matcher` accepts, rewriting each
+    /// affected block atomically (kept entries keep their ids and timestamps; appends running
+    /// at the same time are not lost). Returns how many entries were removed.
+    async fn erase(&self, tenant: &TenantId, log: &LogName, matcher: &Matcher) -> Result<u64>;
+
+    /// Makes data removed so far (erasure, deletes, retention) physically unrecoverable from
+    /// the backend's own files, as far as the backend controls them. May be slow.
+    async fn compact(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Restore: stores entries with their original ids and timestamps (at most
+    /// [`MAX_IMPORT_ENTRIES`], any order). Ids the log already holds are skipped, so importing
+    /// the same archive twice stores everything once. New ids handed out later sort after
+    /// every imported one.
+    async fn import(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        entries: Vec<Entry>,
+    ) -> Result<ImportOutcome>;
 }
 
 /// Cuts a newest-first list that was read with one entry to spare into a page: the spare

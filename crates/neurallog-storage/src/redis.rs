@@ -42,8 +42,8 @@
 //! straddle X) and `ZREVRANGEBYLEX (X - LIMIT 0 n` on the index, then `HMGET` of just the
 //! blocks needed; the index members' time spans let reads skip blocks outside a time window
 //! without fetching them. Searches stream the log in batches of a few blocks, so memory stays
-//! bounded however long the log is. Retention trims whole blocks by id (time) with
-//! `ZRANGEBYLEX - (<first id of the cutoff ms>` from the index alone ([`RedisStorage::purge_before`]).
+//! bounded however long the log is. Retention removes the oldest wholly expired blocks, decided
+//! from the index members alone (their newest id and time span), no block read.
 //!
 //! # Writes
 //!
@@ -52,6 +52,7 @@
 
 mod conn;
 mod keys;
+mod maintenance;
 mod records;
 mod scripts;
 #[cfg(feature = "testsuite")]
@@ -75,14 +76,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::block::Block;
 use crate::crypt::{Encryption, LogCipher, TenantCipher};
-use crate::{LogSummary, Page, Result, Scope, Storage, StorageError};
+use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage, StorageError};
 use conn::{Connection, map_err};
 pub use conn::{DEFAULT_TIMEOUT, RedisOptions, redact_url};
 pub use keys::{DEFAULT_PREFIX, TenantKeys};
 use keys::{IndexMember, LogKeys};
-use scripts::{
-    DELETE_LOG_SCRIPT, DELETE_LOGS_COMPLETELY_SCRIPT, PURGE_BEFORE_SCRIPT, REPLACE_BLOCK_SCRIPT,
-};
+use scripts::{DELETE_LOG_SCRIPT, DELETE_LOGS_COMPLETELY_SCRIPT, REPLACE_BLOCK_SCRIPT};
 
 /// Index members fetched by the first `ZREVRANGEBYLEX` of a walk (a newest-N read rarely
 /// needs more), and by the following ones (40 bytes each).
@@ -247,30 +246,6 @@ impl RedisStorage {
     /// higher id to the same log first (a measure of contention between replicas).
     pub fn renumbered(&self) -> u64 {
         self.shared.renumbered.load(Ordering::Relaxed)
-    }
-
-    /// Retention: removes up to `max_blocks` of the log's oldest blocks whose every entry was
-    /// accepted before `cutoff_ms` (by id time). Returns (blocks, entries) removed; call again
-    /// while it removed `max_blocks` blocks.
-    pub async fn purge_before(
-        &self,
-        tenant: &TenantId,
-        log: &LogName,
-        cutoff_ms: i64,
-        max_blocks: usize,
-    ) -> Result<(u64, u64)> {
-        let keys = self.shared.tenant(tenant);
-        let lk = keys.log(log);
-        let mut inv = PURGE_BEFORE_SCRIPT.prepare_invoke();
-        inv.key(&lk.meta)
-            .key(&lk.index)
-            .key(&lk.blocks)
-            .key(keys.logs())
-            .arg(log.as_str())
-            .arg(keys::lex_below(EntryId::first_of_millis(cutoff_ms)))
-            .arg(max_blocks.max(1));
-        let mut c = self.shared.conn();
-        self.shared.bounded(inv.invoke_async(&mut c)).await
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<LogName>> {
@@ -980,6 +955,32 @@ impl Storage for RedisStorage {
             .lines()
             .find_map(|l| l.strip_prefix("used_memory_dataset:"))
             .and_then(|v| v.trim().parse().ok()))
+    }
+
+    async fn purge_before(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        cutoff_ms: i64,
+        max_blocks: usize,
+    ) -> Result<PurgeOutcome> {
+        self.purge_impl(tenant, log, cutoff_ms, max_blocks).await
+    }
+
+    async fn erase(&self, tenant: &TenantId, log: &LogName, matcher: &Matcher) -> Result<u64> {
+        self.erase_impl(tenant, log, matcher).await
+    }
+
+    async fn import(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        entries: Vec<Entry>,
+    ) -> Result<ImportOutcome> {
+        if entries.len() > crate::MAX_IMPORT_ENTRIES {
+            return Err(StorageError::internal("import holds too many entries"));
+        }
+        self.import_impl(tenant, log, entries).await
     }
 }
 

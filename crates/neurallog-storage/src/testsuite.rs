@@ -12,6 +12,9 @@ use neurallog_core::{
 
 use crate::{Scope, Storage};
 
+mod maintenance;
+pub use maintenance::*;
+
 /// Generates one test per conformance case for a backend.
 ///
 /// ```ignore
@@ -27,7 +30,9 @@ macro_rules! conformance_tests {
             large_batch_spans_blocks, concurrent_appends, exact_bytes_round_trip,
             ids_survive_delete_of_newest, ping_and_flush, meta_records_round_trip,
             meta_records_are_scoped, audit_sequence_is_dense_and_ordered,
-            delete_tenant_removes_records);
+            delete_tenant_removes_records, purge_expired_blocks,
+            purge_ignores_future_timestamps, erase_matching_events, erase_with_concurrent_appends,
+            import_preserves_ids);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -47,6 +47,7 @@ use std::collections::HashSet;
 
 use neurallog_core::EntryId;
 use neurallog_core::query::{LogScope, Matcher, ReadQuery, SearchQuery, TimeRange};
+use neurallog_storage::PurgeOutcome;
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
 use neurallog_storage::testsuite::{event, log, tenant};
 use support::RedisServer;
@@ -305,15 +306,23 @@ async fn retention_purges_whole_blocks() {
     // At most one block per call: bounded work.
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 1).await.expect("purge"),
-        (1, 3)
+        PurgeOutcome {
+            blocks: 1,
+            entries: 3,
+            more: true
+        }
     );
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 10).await.expect("purge"),
-        (1, 4)
+        PurgeOutcome {
+            blocks: 1,
+            entries: 4,
+            more: false
+        }
     );
     assert_eq!(
         store.purge_before(&t, &l, cutoff, 10).await.expect("purge"),
-        (0, 0)
+        PurgeOutcome::default()
     );
     let s = store.log_summary(&t, &l).await.expect("summary");
     assert_eq!(s.count, 5);
@@ -326,7 +335,11 @@ async fn retention_purges_whole_blocks() {
     let later = newest[4].millis() + 1;
     assert_eq!(
         store.purge_before(&t, &l, later, 10).await.expect("purge"),
-        (1, 5)
+        PurgeOutcome {
+            blocks: 1,
+            entries: 5,
+            more: false
+        }
     );
     assert!(store.list_logs(&t).await.expect("list").is_empty());
 }
@@ -371,4 +384,97 @@ async fn block_cache_is_coherent_across_replicas() {
             .is_empty()
     );
     assert!(a.get(&t, &l, ids[0]).await.expect("get").is_none());
+}
+
+/// Erasure replaces the stored block: no value in Redis still holds the old block's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_no_old_block_in_redis() {
+    if !redis_available() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let store = store_on(&server, None).await;
+    let (t, l) = (tenant("acme"), log("app"));
+    let evs = (0..50)
+        .map(|i| {
+            let email = if i == 7 {
+                "victim@example.com"
+            } else {
+                "other@example.com"
+            };
+            event(serde_json::json!({"i": i, "user": {"email": email}}), None)
+        })
+        .collect();
+    store.append(&t, &l, evs).await.expect("append");
+    let client = ::redis::Client::open(server.url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let blocks_key = "neurallog:{acme}:blocks:app";
+    let values = |c: &mut ::redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let v: Vec<Vec<u8>> = ::redis::cmd("HVALS")
+                .arg(blocks_key)
+                .query_async(&mut c)
+                .await
+                .expect("hvals");
+            v
+        }
+    };
+    let before = values(&mut c).await;
+    assert_eq!(before.len(), 1);
+    let m = Matcher::new(
+        "",
+        vec![
+            neurallog_core::query::FieldFilter::new("user.email", "\"victim@example.com\"")
+                .expect("filter"),
+        ],
+    );
+    assert_eq!(store.erase(&t, &l, &m).await.expect("erase"), 1);
+    let after = values(&mut c).await;
+    assert_eq!(after.len(), 1);
+    // A window of the old block that the rewrite does not share.
+    let mark = before[0]
+        .windows(32)
+        .find(|w| !after[0].windows(32).any(|x| x == *w))
+        .expect("rewrite differs");
+    let mut all_values = Vec::new();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .expect("keys");
+    for k in keys {
+        let kind: String = ::redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .expect("type");
+        if kind == "hash" {
+            let v: Vec<Vec<u8>> = ::redis::cmd("HVALS")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .expect("hvals");
+            all_values.extend(v);
+        }
+    }
+    assert!(
+        !all_values.iter().any(|v| v.windows(32).any(|w| w == mark)),
+        "old block bytes still in Redis"
+    );
+    let page = store
+        .read(
+            &t,
+            &l,
+            &ReadQuery {
+                limit: 100,
+                ..ReadQuery::default()
+            },
+        )
+        .await
+        .expect("read");
+    assert_eq!(page.entries.len(), 49);
 }

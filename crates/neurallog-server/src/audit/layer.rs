@@ -98,6 +98,9 @@ pub fn action(method: &Method, route: &str) -> String {
         ("DELETE", "/api/tenants/{id}") => "tenants.delete",
         ("GET", "/api/audit") => "audit.list",
         ("GET", "/api/audit/verify") => "audit.verify",
+        ("GET", "/api/retention") => "retention.get",
+        ("PUT", "/api/retention") => "retention.set",
+        ("POST", "/api/erasure") => "logs.erase",
         _ => "",
     };
     if known.is_empty() {

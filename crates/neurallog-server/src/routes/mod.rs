@@ -2,9 +2,11 @@
 
 pub mod audit;
 pub mod encryption;
+pub mod erasure;
 pub mod keys;
 pub mod logs;
 pub mod meta;
+pub mod retention;
 pub mod search;
 pub mod stats;
 pub mod tenants;

@@ -1,12 +1,18 @@
 //! The single writer thread of the embedded store: group commit of appends, and the
-//! read-modify-write operations (deletes) that must not interleave with them.
+//! read-modify-write operations (deletes, retention, erasure, import) that must not
+//! interleave with them.
+
+mod maintenance;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 
 use fjall::PersistMode;
-use neurallog_core::{EntryId, LogName, TenantId, id::IdGenerator, ingest::NewEvent, time::now_ms};
+use neurallog_core::{
+    Entry, EntryId, LogName, TenantId, id::IdGenerator, ingest::NewEvent, query::Matcher,
+    time::now_ms,
+};
 use rand::Rng;
 use tokio::sync::oneshot;
 
@@ -14,7 +20,7 @@ use super::keys::{self, LogMeta};
 use super::{Tree, block_holding, io_err};
 use crate::block::Builder;
 use crate::crypt::{LogCipher, TenantCipher};
-use crate::{Result, StorageError};
+use crate::{ImportOutcome, PurgeOutcome, Result, StorageError};
 
 /// Work for the writer.
 pub enum Command {
@@ -44,6 +50,31 @@ pub enum Command {
     },
     Flush {
         reply: oneshot::Sender<Result<()>>,
+    },
+    Purge {
+        tenant: TenantId,
+        log: LogName,
+        cutoff_ms: i64,
+        max_blocks: usize,
+        cipher: TenantCipher,
+        reply: oneshot::Sender<Result<PurgeOutcome>>,
+    },
+    /// Rewrites the listed blocks (found by a scan off the writer thread) without the
+    /// entries the matcher accepts.
+    Erase {
+        tenant: TenantId,
+        log: LogName,
+        candidates: Vec<Vec<u8>>,
+        matcher: Matcher,
+        cipher: TenantCipher,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Import {
+        tenant: TenantId,
+        log: LogName,
+        entries: Vec<Entry>,
+        cipher: TenantCipher,
+        reply: oneshot::Sender<Result<ImportOutcome>>,
     },
     /// Does nothing: sending it proves the writer is still there.
     Ping,
@@ -300,6 +331,38 @@ impl Writer {
             }
             Command::Flush { reply } => {
                 let r = self.tree.db.persist(PersistMode::SyncAll).map_err(io_err);
+                let _ = reply.send(r);
+            }
+            Command::Purge {
+                tenant,
+                log,
+                cutoff_ms,
+                max_blocks,
+                cipher,
+                reply,
+            } => {
+                let r = self.purge(&tenant, &log, cutoff_ms, max_blocks, &cipher.log(&log));
+                let _ = reply.send(r);
+            }
+            Command::Erase {
+                tenant,
+                log,
+                candidates,
+                matcher,
+                cipher,
+                reply,
+            } => {
+                let r = self.erase(&tenant, &log, &candidates, &matcher, &cipher.log(&log));
+                let _ = reply.send(r);
+            }
+            Command::Import {
+                tenant,
+                log,
+                entries,
+                cipher,
+                reply,
+            } => {
+                let r = self.import(&tenant, &log, entries, &cipher.log(&log));
                 let _ = reply.send(r);
             }
             Command::Ping => {}

@@ -145,29 +145,68 @@ end
 return n
 "#;
 
-/// Retention: removes up to `max` of a log's oldest blocks whose newest id is below a bound,
-/// accounting for them from their index members alone (no block is read).
+/// Replaces some of a log's blocks by others in one step, if the blocks are still the ones
+/// the caller read (compare-and-swap on their index members): retention (old blocks, no new
+/// ones), erasure (a block by its rewrite without some entries) and import (the blocks an
+/// imported id range meets, merged with the import). Counters follow from the members.
 ///
-/// `KEYS`: meta, index, blocks, logs. `ARGV`: log name, exclusive lex bound, max blocks.
-/// Returns `{blocks removed, entries removed}`.
-const PURGE_BEFORE: &str = r#"
-local bad = check_types(KEYS, {'hash', 'zset', 'hash', 'zset'})
+/// `KEYS`: meta, index, blocks, logs, names.
+/// `ARGV`: log name, new id floor (16 bytes or empty), min ts and max ts of added entries
+/// (or empty), lex range lo and hi (or empty) that must hold exactly the old members, the
+/// number of old members, the old members, then pairs of (new member, encoded block).
+///
+/// Returns 1 when replaced, 0 (nothing written) when an old member is gone or the range holds
+/// another block (the caller re-reads).
+const REWRITE: &str = r#"
+local bad = check_types(KEYS, {'hash', 'zset', 'hash', 'zset', 'zset'})
 if bad then return bad end
-local members = redis.call('ZRANGEBYLEX', KEYS[2], '-', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-if #members == 0 then return {0, 0} end
+local n_old = tonumber(ARGV[7])
+for i = 8, 7 + n_old do
+  if not redis.call('ZSCORE', KEYS[2], ARGV[i]) then return 0 end
+end
+if ARGV[5] ~= '' and redis.call('ZLEXCOUNT', KEYS[2], ARGV[5], ARGV[6]) ~= n_old then
+  return 0
+end
 local count, bytes = 0, 0
-for _, m in ipairs(members) do
+for i = 8, 7 + n_old do
+  local m = ARGV[i]
+  count = count - be32(m, 33)
+  bytes = bytes - be32(m, 37)
+  redis.call('ZREM', KEYS[2], m)
+  redis.call('HDEL', KEYS[3], string.sub(m, 1, 16))
+end
+for i = 8 + n_old, #ARGV, 2 do
+  local m = ARGV[i]
   count = count + be32(m, 33)
   bytes = bytes + be32(m, 37)
-  redis.call('HDEL', KEYS[3], string.sub(m, 1, 16))
-  redis.call('ZREM', KEYS[2], m)
+  redis.call('ZADD', KEYS[2], 0, m)
+  redis.call('HSET', KEYS[3], string.sub(m, 1, 16), ARGV[i + 1])
 end
-local n = redis.call('HINCRBY', KEYS[1], 'count', -count)
-redis.call('HINCRBY', KEYS[1], 'bytes', -bytes)
+local n = redis.call('HINCRBY', KEYS[1], 'count', count)
+redis.call('HINCRBY', KEYS[1], 'bytes', bytes)
+if ARGV[3] ~= '' then
+  local lo = redis.call('HGET', KEYS[1], 'min_ts')
+  if not lo or tonumber(ARGV[3]) < tonumber(lo) then
+    redis.call('HSET', KEYS[1], 'min_ts', ARGV[3])
+  end
+  local hi = redis.call('HGET', KEYS[1], 'max_ts')
+  if not hi or tonumber(ARGV[4]) > tonumber(hi) then
+    redis.call('HSET', KEYS[1], 'max_ts', ARGV[4])
+  end
+end
+if ARGV[2] ~= '' then
+  local floor = redis.call('HGET', KEYS[1], 'last')
+  if not floor or id_lt(floor, ARGV[2]) then
+    redis.call('HSET', KEYS[1], 'last', ARGV[2])
+  end
+end
 if n <= 0 then
   emptied(KEYS[1], KEYS[4], ARGV[1])
+else
+  redis.call('ZADD', KEYS[4], 0, ARGV[1])
+  redis.call('ZADD', KEYS[5], 0, ARGV[1])
 end
-return {#members, count}
+return 1
 "#;
 
 fn with_helpers(body: &str) -> Script {
@@ -179,7 +218,7 @@ pub static REPLACE_BLOCK_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helper
 pub static DELETE_LOG_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(DELETE_LOG));
 pub static DELETE_LOGS_COMPLETELY_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| with_helpers(DELETE_LOGS_COMPLETELY));
-pub static PURGE_BEFORE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PURGE_BEFORE));
+pub static REWRITE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(REWRITE));
 
 /// Every script, to load them at connect time (which also proves the credentials may run them).
 pub fn all() -> [&'static Script; 5] {
@@ -188,6 +227,6 @@ pub fn all() -> [&'static Script; 5] {
         &REPLACE_BLOCK_SCRIPT,
         &DELETE_LOG_SCRIPT,
         &DELETE_LOGS_COMPLETELY_SCRIPT,
-        &PURGE_BEFORE_SCRIPT,
+        &REWRITE_SCRIPT,
     ]
 }

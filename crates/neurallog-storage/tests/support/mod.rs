@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use neurallog_core::{
     Entry, EntryId, LogName, TenantId,
     ingest::NewEvent,
-    query::{ReadQuery, SearchQuery},
+    query::{Matcher, ReadQuery, SearchQuery},
 };
 use neurallog_storage::crypt::{Encryption, Keyring, MasterKey};
 pub use neurallog_storage::redis::testing::{RedisServer, redis_available};
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
-use neurallog_storage::{LogSummary, Page, Result, Scope, Storage};
+use neurallog_storage::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage};
 
 /// Path of a file in the server's directory.
 pub fn in_dir(server: &RedisServer, name: &str) -> PathBuf {
@@ -225,5 +225,23 @@ impl Storage for ServedStore {
     }
     async fn disk_usage(&self) -> Result<Option<u64>> {
         self.store.disk_usage().await
+    }
+    async fn purge_before(
+        &self,
+        t: &TenantId,
+        l: &LogName,
+        cutoff_ms: i64,
+        max_blocks: usize,
+    ) -> Result<PurgeOutcome> {
+        self.store.purge_before(t, l, cutoff_ms, max_blocks).await
+    }
+    async fn erase(&self, t: &TenantId, l: &LogName, m: &Matcher) -> Result<u64> {
+        self.store.erase(t, l, m).await
+    }
+    async fn compact(&self) -> Result<()> {
+        self.store.compact().await
+    }
+    async fn import(&self, t: &TenantId, l: &LogName, e: Vec<Entry>) -> Result<ImportOutcome> {
+        self.store.import(t, l, e).await
     }
 }
