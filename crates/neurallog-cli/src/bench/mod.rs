@@ -14,10 +14,10 @@
 //! then stops the server gracefully and measures its peak RSS and its bytes on disk.
 //!
 //! Authentication is on: the phases present a managed `nl_…` API key, and the server writes
-//! its audit trail. Unless `--skip-auth-cost`, a second server with both off
-//! (`NEURALLOG_BENCH_DISABLE_AUTH=1`) then runs the same ingest and single-event appends, and
-//! the report gives the ratios on ÷ off (`auth_cost`): what authentication, authorisation and
-//! audit together cost, measured on the same machine in the same run.
+//! its audit trail. Unless `--skip-auth-cost`, two fresh servers, one as above and one with
+//! both off (`NEURALLOG_BENCH_DISABLE_AUTH=1`), then take the same ingest and single-event
+//! appends in alternating rounds, and the report gives the ratios on ÷ off (`auth_cost`): what
+//! authentication, authorisation and audit together cost, on the same machine in the same run.
 
 mod generate;
 
@@ -209,13 +209,14 @@ async fn ingest(
     client: &Client,
     source: Arc<Source>,
     args: &BenchArgs,
+    events: u64,
 ) -> anyhow::Result<IngestResult> {
     anyhow::ensure!(
         (1..=10_000).contains(&args.batch),
         "--batch must be from 1 to 10000"
     );
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
-    let total_batches = args.events.div_ceil(args.batch as u64);
+    let total_batches = events.div_ceil(args.batch as u64);
     // A pool of distinct request bodies, built before the clock starts and cycled; each
     // block the server writes still compresses on its own, so the disk figure stays honest.
     let pool_size = total_batches.clamp(1, 256);
@@ -357,6 +358,52 @@ async fn closed_loop(
     Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// What authentication, authorisation and audit cost: two fresh servers, one with them and one
+/// without, take the same work in alternating rounds (so that drift in the machine's load hits
+/// both alike): batched ingest, then single-event appends over 64 connections. The ratios are
+/// on ÷ off of the totals.
+async fn measure_auth_cost(args: &BenchArgs, source: Arc<Source>) -> anyhow::Result<Value> {
+    const ROUNDS: u64 = 3;
+    let mut on = start_target(args, true).await?;
+    let mut off = start_target(args, false).await?;
+    let per_round = (args.events.min(600_000) / ROUNDS).max(args.batch as u64);
+    let secs = (args.compare_seconds / 2.0).max(0.0);
+    let one = Arc::new(source.event(0, &mut rand::rng()));
+    // [on, off]: (events, seconds) of ingest, (requests, seconds) of appends.
+    let mut ingest_tot = [(0u64, 0f64); 2];
+    let mut append_tot = [(0f64, 0f64); 2];
+    for _ in 0..ROUNDS {
+        for (i, t) in [&on, &off].into_iter().enumerate() {
+            let r = ingest(&t.client, source.clone(), args, per_round).await?;
+            ingest_tot[i].0 += r.events;
+            ingest_tot[i].1 += r.seconds;
+            if secs > 0.0 {
+                let rps = closed_loop(&t.client, secs, "append", one.clone()).await?;
+                append_tot[i].0 += rps * secs;
+                append_tot[i].1 += secs;
+            }
+        }
+    }
+    for t in [&mut on, &mut off] {
+        if let Some(child) = t.child.as_mut() {
+            let _ = child.kill().await;
+        }
+    }
+    let eps = |(n, s): (u64, f64)| n as f64 / s.max(1e-9);
+    let rps = |(n, s): (f64, f64)| (s > 0.0).then(|| n / s);
+    let (on_eps, off_eps) = (eps(ingest_tot[0]), eps(ingest_tot[1]));
+    let (on_rps, off_rps) = (rps(append_tot[0]), rps(append_tot[1]));
+    Ok(json!({
+        "rounds": ROUNDS,
+        "ingest_events_per_s_auth_on": on_eps,
+        "ingest_events_per_s_auth_off": off_eps,
+        "ingest_ratio_on_over_off": on_eps / off_eps,
+        "append_rps_auth_on": on_rps,
+        "append_rps_auth_off": off_rps,
+        "append_ratio_on_over_off": on_rps.zip(off_rps).map(|(a, b)| a / b),
+    }))
+}
+
 /// Redis's `used_memory_dataset`: what the benchmark's data occupies when the Redis serves
 /// nothing else.
 async fn redis_dataset_bytes(url: &str) -> anyhow::Result<Option<u64>> {
@@ -455,7 +502,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "ingesting {} events in batches of {} over {} connections…",
         args.events, args.batch, args.concurrency
     ));
-    let ing = ingest(&client, source.clone(), &args).await?;
+    let ing = ingest(&client, source.clone(), &args, args.events).await?;
     say("timing newest-100 reads…");
     let (p50, p99) = newest_100(&client, args.queries).await?;
     say("scanning the whole log…");
@@ -496,30 +543,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ceiling = redis_ceiling(url, args.event_size);
     }
 
-    // What authentication and audit cost: the same ingest and single-event appends against a
-    // fresh server with both off.
-    let mut auth_cost = Value::Null;
-    if auth && args.url.is_none() && args.redis.is_none() && !args.skip_auth_cost {
-        say("again without authentication and audit, to measure their cost…");
-        let mut off = start_target(&args, false).await?;
-        let off_ing = ingest(&off.client, source.clone(), &args).await?;
-        let mut off_append = None;
-        if args.compare_seconds > 0.0 {
-            let one = Arc::new(source.event(0, &mut rand::rng()));
-            off_append = Some(closed_loop(&off.client, args.compare_seconds, "append", one).await?);
-        }
-        if let Some(child) = off.child.as_mut() {
-            let _ = child.kill().await;
-        }
-        let on_eps = ing.events as f64 / ing.seconds;
-        let off_eps = off_ing.events as f64 / off_ing.seconds;
-        auth_cost = json!({
-            "ingest_events_per_s_auth_off": off_eps,
-            "ingest_ratio_on_over_off": on_eps / off_eps,
-            "append_rps_auth_off": off_append,
-            "append_ratio_on_over_off": append_rps.zip(off_append).map(|(on, off)| on / off),
-        });
-    }
+    let auth_cost = if auth && args.url.is_none() && args.redis.is_none() && !args.skip_auth_cost {
+        say("authentication and audit on vs off, alternating…");
+        measure_auth_cost(&args, source.clone()).await?
+    } else {
+        Value::Null
+    };
 
     let mb = |b: u64| b as f64 / 1e6;
     let raw_total = ing.raw_bytes + single_raw;
