@@ -165,6 +165,17 @@ async fn start_target(args: &BenchArgs, auth: bool) -> anyhow::Result<Target> {
     })
 }
 
+/// CPU seconds (user + system) a process has used, from /proc (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    // NB: USER_HZ is 100 on every Linux target this runs on.
+    Some((utime + stime) / 100.0)
+}
+
 /// Peak resident memory of a process, from /proc (Linux).
 fn peak_rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -369,18 +380,31 @@ async fn measure_auth_cost(args: &BenchArgs, source: Arc<Source>) -> anyhow::Res
     let per_round = (args.events.min(600_000) / ROUNDS).max(args.batch as u64);
     let secs = (args.compare_seconds / 2.0).max(0.0);
     let one = Arc::new(source.event(0, &mut rand::rng()));
-    // [on, off]: (events, seconds) of ingest, (requests, seconds) of appends.
+    // [on, off]: (events, seconds) of ingest, (requests, seconds) of appends, and the server
+    // process's CPU seconds in each (less disturbed by other load on the machine than
+    // throughput is).
     let mut ingest_tot = [(0u64, 0f64); 2];
     let mut append_tot = [(0f64, 0f64); 2];
+    let mut ingest_cpu = [0f64; 2];
+    let mut append_cpu = [0f64; 2];
+    let pids = [
+        on.child.as_ref().and_then(|c| c.id()),
+        off.child.as_ref().and_then(|c| c.id()),
+    ];
     for _ in 0..ROUNDS {
         for (i, t) in [&on, &off].into_iter().enumerate() {
+            let c0 = pids[i].and_then(cpu_seconds);
             let r = ingest(&t.client, source.clone(), args, per_round).await?;
+            let c1 = pids[i].and_then(cpu_seconds);
             ingest_tot[i].0 += r.events;
             ingest_tot[i].1 += r.seconds;
+            ingest_cpu[i] += c1.zip(c0).map_or(0.0, |(b, a)| b - a);
             if secs > 0.0 {
                 let rps = closed_loop(&t.client, secs, "append", one.clone()).await?;
+                let c2 = pids[i].and_then(cpu_seconds);
                 append_tot[i].0 += rps * secs;
                 append_tot[i].1 += secs;
+                append_cpu[i] += c2.zip(c1).map_or(0.0, |(b, a)| b - a);
             }
         }
     }
@@ -393,8 +417,16 @@ async fn measure_auth_cost(args: &BenchArgs, source: Arc<Source>) -> anyhow::Res
     let rps = |(n, s): (f64, f64)| (s > 0.0).then(|| n / s);
     let (on_eps, off_eps) = (eps(ingest_tot[0]), eps(ingest_tot[1]));
     let (on_rps, off_rps) = (rps(append_tot[0]), rps(append_tot[1]));
+    // Server CPU microseconds per ingested event / per append request.
+    let per = |cpu: f64, n: f64| (cpu > 0.0 && n > 0.0).then(|| cpu * 1e6 / n);
+    let ingest_us = [0, 1].map(|i| per(ingest_cpu[i], ingest_tot[i].0 as f64));
+    let append_us = [0, 1].map(|i| per(append_cpu[i], append_tot[i].0));
     Ok(json!({
         "rounds": ROUNDS,
+        "server_cpu_us_per_ingested_event_on": ingest_us[0],
+        "server_cpu_us_per_ingested_event_off": ingest_us[1],
+        "server_cpu_us_per_append_request_on": append_us[0],
+        "server_cpu_us_per_append_request_off": append_us[1],
         "ingest_events_per_s_auth_on": on_eps,
         "ingest_events_per_s_auth_off": off_eps,
         "ingest_ratio_on_over_off": on_eps / off_eps,
@@ -660,6 +692,24 @@ fn print_table(r: &Value) {
                     .map_or("n/a".to_owned(), |v| format!("{v:.3}")),
             ),
             "audit ≤ 10 % of ingest".into(),
+        ],
+        vec![
+            "server CPU per ingested event / per 1-event append, auth on vs off".into(),
+            {
+                let c = &r["auth_cost"];
+                let us = |k: &str| {
+                    c[k].as_f64()
+                        .map_or("n/a".to_owned(), |v| format!("{v:.2}"))
+                };
+                format!(
+                    "{} vs {} µs / {} vs {} µs",
+                    us("server_cpu_us_per_ingested_event_on"),
+                    us("server_cpu_us_per_ingested_event_off"),
+                    us("server_cpu_us_per_append_request_on"),
+                    us("server_cpu_us_per_append_request_off")
+                )
+            },
+            "".into(),
         ],
         vec![
             "security overhead".into(),
