@@ -26,6 +26,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub audit: AuditSink,
     pub limits: Arc<Limits>,
+    /// The tenants' data keys; `None` only when encryption was disabled for a benchmark.
+    pub keyring: Option<Arc<neurallog_storage::crypt::Keyring>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -50,6 +52,11 @@ pub fn app(state: AppState) -> Router {
             get(routes::logs::get_entry).delete(routes::logs::delete_entry),
         )
         .route("/search", get(routes::search::search))
+        .route("/api/encryption", get(routes::encryption::status))
+        .route(
+            "/api/encryption/rotate",
+            axum::routing::post(routes::encryption::rotate),
+        )
         .route("/statistics", get(routes::stats::statistics))
         .route(
             "/api/keys",

@@ -13,6 +13,8 @@ use neurallog_core::rbac::{Permission, Role};
 use neurallog_core::{TenantId, ingest::Limits};
 use serde::Deserialize;
 
+use neurallog_auth::TokenSettings;
+
 use crate::secret::Secret;
 
 /// Why the configuration cannot be used.
@@ -22,6 +24,49 @@ pub struct ConfigError(pub String);
 
 fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError(format!("invalid {key} '{value}': expected {allowed}"))
+}
+
+/// Token settings holding secrets, which also accept `NAME_FILE`.
+const TOKEN_SECRETS: [&str; 3] = ["JWT_SECRET", "JWT_PUBLIC_KEY", "OAUTH2_CLIENT_SECRET"];
+
+/// Reads the token settings: each variable from the environment (secrets also from
+/// `NAME_FILE`), else from the file's `[tokens]` table.
+fn token_settings(
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&BTreeMap<String, String>>,
+) -> Result<Option<TokenSettings>, ConfigError> {
+    let empty = BTreeMap::new();
+    let file = file.unwrap_or(&empty);
+    if let Some(unknown) = file
+        .keys()
+        .find(|k| !token_vars().any(|v| v.eq_ignore_ascii_case(k)))
+    {
+        return Err(ConfigError(format!(
+            "unknown config key 'tokens.{unknown}': expected one of {}",
+            token_vars()
+                .map(|v| v.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut values = BTreeMap::new();
+    for var in token_vars() {
+        let from_file = file.get(&var.to_lowercase()).cloned();
+        let value = if TOKEN_SECRETS.contains(&var) {
+            secret(var, env, from_file, None)?.map(|s| s.expose().to_owned())
+        } else {
+            env(var).or(from_file)
+        };
+        if let Some(v) = value {
+            values.insert(var, v);
+        }
+    }
+    TokenSettings::from_env(&|name: &str| values.get(name).cloned())
+        .map_err(|e| ConfigError(e.to_string()))
+}
+
+fn token_vars() -> impl Iterator<Item = &'static str> {
+    neurallog_auth::settings::VARIABLES.iter().copied()
 }
 
 /// Default port of the `/metrics` listener (spec §2).
@@ -64,10 +109,16 @@ struct FileConfig {
     max_body_bytes: Option<toml::Value>,
     max_batch_events: Option<toml::Value>,
     max_event_bytes: Option<toml::Value>,
+    master_key: Option<String>,
+    master_key_file: Option<String>,
+    master_key_previous: Option<String>,
+    master_key_previous_file: Option<String>,
     system_key: Option<String>,
     system_key_file: Option<String>,
     roles: Option<BTreeMap<String, FileRole>>,
     metrics_port: Option<toml::Value>,
+    /// `[tokens]`: the JWT_* / OIDC_* / OAUTH2_* settings in snake case (`jwt_algorithms`).
+    tokens: Option<BTreeMap<String, String>>,
 }
 
 /// `[roles.<name>]` in the config file: a custom role.
@@ -94,6 +145,14 @@ pub struct ServerConfig {
     pub redis_password: Option<Secret>,
     pub redis_ca_cert: Option<PathBuf>,
     pub limits: Limits,
+    /// Encryption at rest: the master key wrapping every data key (a development server
+    /// without one generates `master.key` in the data directory), and during a master key
+    /// rotation the previous one.
+    pub master_key: Option<Secret>,
+    pub master_key_previous: Option<Secret>,
+    /// `NEURALLOG_UNSAFE_DISABLE_ENCRYPTION=1`: stores events unencrypted, for measuring
+    /// encryption's cost only; refused in production.
+    pub unsafe_disable_encryption: bool,
     /// Bootstrap system key (manages tenants); never generated.
     pub system_key: Option<Secret>,
     /// Custom roles of the config file: name → permissions.
@@ -106,6 +165,8 @@ pub struct ServerConfig {
     /// Whether `METRICS_PORT` was given. The default port may be taken by another local
     /// server in development; only an explicit port makes a busy port a start-up error.
     pub metrics_port_explicit: bool,
+    /// Bearer-token verification (JWT, OIDC, introspection), when configured.
+    pub tokens: Option<TokenSettings>,
 }
 
 impl ServerConfig {
@@ -123,11 +184,15 @@ impl ServerConfig {
             redis_password: None,
             redis_ca_cert: None,
             limits: Limits::default(),
+            master_key: None,
+            master_key_previous: None,
+            unsafe_disable_encryption: false,
             system_key: None,
             roles: BTreeMap::new(),
             auth_disabled: false,
             metrics_port: 0,
             metrics_port_explicit: true,
+            tokens: None,
         }
     }
 
@@ -294,6 +359,30 @@ impl ServerConfig {
             ..defaults
         };
 
+        let master_key = master_key_setting(
+            "NEURALLOG_MASTER_KEY",
+            env,
+            file.master_key.clone(),
+            file.master_key_file.clone(),
+        )?;
+        let master_key_previous = master_key_setting(
+            "NEURALLOG_MASTER_KEY_PREVIOUS",
+            env,
+            file.master_key_previous.clone(),
+            file.master_key_previous_file.clone(),
+        )?;
+        let unsafe_disable_encryption = match env("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION").as_deref()
+        {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "NEURALLOG_UNSAFE_DISABLE_ENCRYPTION",
+                    other,
+                    "1 or 0",
+                ));
+            }
+        };
         let system_key = secret(
             "NEURALLOG_SYSTEM_KEY",
             env,
@@ -313,7 +402,11 @@ impl ServerConfig {
             Some(v) => return Err(invalid("NEURALLOG_BENCH_DISABLE_AUTH", v, "1 or 0")),
         };
 
+        let tokens = token_settings(env, file.tokens.as_ref())?;
         let config = Self {
+            master_key,
+            master_key_previous,
+            unsafe_disable_encryption,
             bind,
             port,
             data_dir,
@@ -330,6 +423,7 @@ impl ServerConfig {
             auth_disabled,
             metrics_port,
             metrics_port_explicit,
+            tokens,
         };
         let findings = config.insecure_settings();
         if config.mode == Mode::Production && !findings.is_empty() {
@@ -351,6 +445,15 @@ impl ServerConfig {
             }
             Some(_) => {}
         }
+        if self.master_key.is_none() {
+            out.push(
+                "NEURALLOG_MASTER_KEY is not set (a key file is generated in the data directory)"
+                    .to_owned(),
+            );
+        }
+        if self.unsafe_disable_encryption {
+            out.push("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION stores events unencrypted".to_owned());
+        }
         if self
             .system_key
             .as_ref()
@@ -361,6 +464,13 @@ impl ServerConfig {
         if self.auth_disabled {
             out.push("NEURALLOG_BENCH_DISABLE_AUTH turns authentication off".to_owned());
         }
+        if let Some(t) = &self.tokens {
+            for (var, url) in t.insecure_urls() {
+                out.push(format!(
+                    "{var} '{url}' is plain HTTP to a host that is not loopback"
+                ));
+            }
+        }
         out
     }
 
@@ -370,7 +480,19 @@ impl ServerConfig {
             s.as_ref()
                 .map_or("(unset)".to_owned(), |_| "[redacted]".to_owned())
         };
+        let tokens = self.tokens.as_ref().map_or("(unset)".to_owned(), |t| {
+            let algs: Vec<String> = t.algorithms.iter().map(|a| format!("{a:?}")).collect();
+            let mut parts = vec![format!("algorithms={}", algs.join(","))];
+            if let Some(i) = &t.oidc_issuer {
+                parts.push(format!("oidc_issuer={i}"));
+            }
+            if let Some(u) = &t.introspection_url {
+                parts.push(format!("introspection={u}"));
+            }
+            parts.join(" ")
+        });
         BTreeMap::from([
+            ("TOKENS (JWT_*, OIDC_*, OAUTH2_*)", tokens),
             ("PORT", self.port.to_string()),
             ("METRICS_PORT", self.metrics_port.to_string()),
             ("NEURALLOG_BIND", self.bind.to_string()),
@@ -387,6 +509,11 @@ impl ServerConfig {
             ("NEURALLOG_SYSTEM_KEY", opt(&self.system_key)),
             ("REDIS_URL", opt(&self.redis_url)),
             ("REDIS_PASSWORD", opt(&self.redis_password)),
+            ("NEURALLOG_MASTER_KEY", opt(&self.master_key)),
+            (
+                "NEURALLOG_MASTER_KEY_PREVIOUS",
+                opt(&self.master_key_previous),
+            ),
             (
                 "REDIS_CA_CERT",
                 self.redis_ca_cert
@@ -472,6 +599,22 @@ fn secret(
             (None, None) => Ok(None),
         },
     }
+}
+
+/// A master key secret, checked to be 32 bytes (hex or base64) without echoing it.
+fn master_key_setting(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    file_value: Option<String>,
+    file_path: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    let key = secret(name, env, file_value, file_path)?;
+    if let Some(k) = &key
+        && let Err(e) = neurallog_storage::crypt::MasterKey::parse(k.expose())
+    {
+        return Err(ConfigError(format!("invalid {name}: {e}")));
+    }
+    Ok(key)
 }
 
 fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
@@ -662,12 +805,57 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("shorter than 32"), "{}", e.0);
         let strong = "k".repeat(40);
+        let master = "ab".repeat(32);
+        let e = resolve(
+            &[("NODE_ENV", "production"), ("API_KEY", &strong)],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("NEURALLOG_MASTER_KEY is not set"), "{}", e.0);
+        let prod = [
+            ("NODE_ENV", "production"),
+            ("API_KEY", strong.as_str()),
+            ("NEURALLOG_MASTER_KEY", master.as_str()),
+        ];
+        assert!(resolve(&prod, Flags::default()).is_ok());
+        let mut unsafe_prod = prod.to_vec();
+        unsafe_prod.push(("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "1"));
+        let e = resolve(&unsafe_prod, Flags::default()).unwrap_err();
+        assert!(e.0.contains("unencrypted"), "{}", e.0);
+    }
+
+    #[test]
+    fn master_keys_are_checked_and_never_echoed() {
+        let hex = "0f".repeat(32);
+        let c = resolve(&[("NEURALLOG_MASTER_KEY", &hex)], Flags::default()).unwrap();
+        assert_eq!(c.master_key.as_ref().unwrap().expose(), hex);
+        assert!(!format!("{c:?}{:?}", c.redacted()).contains(&hex));
+        let bad = "not-a-key-but-a-secret-anyway";
+        let e = resolve(&[("NEURALLOG_MASTER_KEY_PREVIOUS", bad)], Flags::default()).unwrap_err();
         assert!(
-            resolve(
-                &[("NODE_ENV", "production"), ("API_KEY", &strong)],
-                Flags::default()
-            )
-            .is_ok()
+            e.0.starts_with("invalid NEURALLOG_MASTER_KEY_PREVIOUS"),
+            "{}",
+            e.0
+        );
+        assert!(!e.0.contains(bad));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("mk");
+        std::fs::write(&f, format!("{hex}\n")).unwrap();
+        let c = resolve(
+            &[("NEURALLOG_MASTER_KEY_FILE", f.to_str().unwrap())],
+            Flags::default(),
+        )
+        .unwrap();
+        assert!(c.master_key.is_some());
+        let e = resolve(
+            &[("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "yes")],
+            Flags::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION"),
+            "{}",
+            e.0
         );
     }
 }

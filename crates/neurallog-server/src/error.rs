@@ -89,7 +89,17 @@ impl From<StorageError> for ApiError {
                     "storage is unavailable, retry later",
                 )
             }
-            ErrorKind::Corrupt | ErrorKind::Internal => {
+            // NB: what failed (a block's integrity check, an unknown key) goes to the log;
+            // the client learns only that stored data is damaged.
+            ErrorKind::Corrupt => {
+                tracing::error!(error = %e, "stored data failed to decode or verify");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "storage_corrupt",
+                    "stored data failed an integrity check",
+                )
+            }
+            ErrorKind::Internal => {
                 tracing::error!(error = %e, "storage failure");
                 Self::internal()
             }

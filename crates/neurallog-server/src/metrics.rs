@@ -197,6 +197,11 @@ pub async fn track(
             status: resp.status().as_u16(),
         })
         .inc();
+    match resp.status() {
+        StatusCode::UNAUTHORIZED => metrics.auth_failure("unauthenticated"),
+        StatusCode::FORBIDDEN => metrics.auth_failure("forbidden"),
+        _ => {}
+    }
     if let Some(StorageFailure(kind)) = resp.extensions().get::<StorageFailure>() {
         metrics
             .storage_errors

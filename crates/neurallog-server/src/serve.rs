@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use neurallog_core::TenantId;
+use neurallog_storage::crypt::{Encryption, Keyring, MasterKey};
+use neurallog_storage::embedded::EmbeddedOptions;
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
 use neurallog_storage::{EmbeddedStorage, Storage};
 use tokio::sync::oneshot;
@@ -17,22 +19,114 @@ use tokio::task::JoinHandle;
 
 use crate::app::{AppState, app};
 use crate::audit::AuditSink;
+use crate::auth::tokens::BearerTokens;
 use crate::auth::{Authenticator, BootstrapAuth, KeyHasher, KeyStore, RoleBook};
 use crate::config::{Mode, ServerConfig};
 use crate::metrics::{self, Metrics};
 use crate::secret::Secret;
 use crate::tenants::Tenants;
 
-/// Opens the configured storage backend: Redis when `REDIS_URL` is set, else the embedded
-/// store in the data directory.
+/// The dev-mode master key file in the data directory.
+const MASTER_KEY_FILE: &str = "master.key";
+
+/// Encryption at rest as configured: the master key (a development server without one keeps
+/// a generated key in `master.key`, mode 0600, and warns) and the previous key during a
+/// rotation; or, for benchmarks only, none.
+fn encryption(config: &ServerConfig) -> anyhow::Result<Encryption> {
+    if config.unsafe_disable_encryption {
+        tracing::warn!(
+            "NEURALLOG_UNSAFE_DISABLE_ENCRYPTION=1: events are stored UNENCRYPTED; use this \
+             only to measure the cost of encryption"
+        );
+        return Ok(Encryption::Off);
+    }
+    let parse = |name: &str, s: &Secret| {
+        MasterKey::parse(s.expose()).map_err(|e| anyhow::anyhow!("invalid {name}: {e}"))
+    };
+    let master = match &config.master_key {
+        Some(k) => parse("NEURALLOG_MASTER_KEY", k)?,
+        None => dev_master_key(&config.data_dir)?,
+    };
+    let previous = config
+        .master_key_previous
+        .as_ref()
+        .map(|k| parse("NEURALLOG_MASTER_KEY_PREVIOUS", k))
+        .transpose()?;
+    Ok(Encryption::On(Arc::new(Keyring::new(master, previous))))
+}
+
+/// Loads `master.key` from the data directory, creating it (0600) on first start.
+fn dev_master_key(dir: &std::path::Path) -> anyhow::Result<MasterKey> {
+    let path = dir.join(MASTER_KEY_FILE);
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        tracing::warn!(path = %path.display(), "NEURALLOG_MASTER_KEY is unset: using the development key file");
+        return MasterKey::parse(&text)
+            .map_err(|e| anyhow::anyhow!("invalid master key file {}: {e}", path.display()));
+    }
+    let (key, text) = MasterKey::generate();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut f, format!("{}\n", text.as_str()).as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "NEURALLOG_MASTER_KEY is unset: generated a development master key file; \
+         set NEURALLOG_MASTER_KEY (kept apart from the data) before production"
+    );
+    Ok(key)
+}
+
+/// Opens the configured storage backend (Redis when `REDIS_URL` is set, else the embedded
+/// store in the data directory) with encryption at rest, and checks that the master key
+/// opens the stored data keys, re-wrapping those of the previous master key.
 pub async fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(open_encrypted(config).await?.0)
+}
+
+/// [`open_storage`], also returning the key ring (none when encryption is disabled).
+async fn open_encrypted(
+    config: &ServerConfig,
+) -> anyhow::Result<(Arc<dyn Storage>, Option<Arc<Keyring>>)> {
+    let encryption = encryption(config)?;
+    let store = open_backend(config, encryption.clone()).await?;
+    if let Some(ring) = encryption.keyring() {
+        let report = ring
+            .check_and_rewrap(&*store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        tracing::info!(
+            master_key_id = %ring.master_id(),
+            tenants = report.tenants,
+            data_keys = report.keys,
+            rewrapped = report.rewrapped,
+            "encryption at rest: data keys checked"
+        );
+    }
+    Ok((store, encryption.keyring().cloned()))
+}
+
+async fn open_backend(
+    config: &ServerConfig,
+    encryption: Encryption,
+) -> anyhow::Result<Arc<dyn Storage>> {
     if let Some(url) = &config.redis_url {
-        let store = open_redis(url, config).await?;
+        let store = open_redis(url, config, encryption).await?;
         tracing::info!(redis = store.target(), "storage: redis");
         return Ok(Arc::new(store));
     }
     let dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || EmbeddedStorage::open(&dir))
+    let options = EmbeddedOptions { encryption };
+    let store = tokio::task::spawn_blocking(move || EmbeddedStorage::open_with(&dir, options))
         .await
         .context("storage task failed")?
         .with_context(|| {
@@ -46,8 +140,13 @@ pub async fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Stora
 
 /// Connects to Redis. Every failure (unreachable, credentials, TLS, permission) is one line
 /// naming the server and what went wrong, never a secret.
-async fn open_redis(url: &Secret, config: &ServerConfig) -> anyhow::Result<RedisStorage> {
+async fn open_redis(
+    url: &Secret,
+    config: &ServerConfig,
+    encryption: Encryption,
+) -> anyhow::Result<RedisStorage> {
     let mut opts = RedisOptions::new(url.expose());
+    opts.encryption = encryption;
     opts.password = config
         .redis_password
         .as_ref()
@@ -71,7 +170,11 @@ async fn open_redis(url: &Secret, config: &ServerConfig) -> anyhow::Result<Redis
 
 /// Builds the state: storage, the credentials (the bootstrap key is generated and printed
 /// once if unset), the tenant registry and the audit writer.
-async fn state(config: &ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Result<AppState> {
+async fn state(
+    config: &ServerConfig,
+    storage: Arc<dyn Storage>,
+    keyring: Option<Arc<Keyring>>,
+) -> anyhow::Result<AppState> {
     let tenant = config
         .tenant
         .clone()
@@ -113,13 +216,23 @@ async fn state(config: &ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Resu
     if config.auth_disabled {
         tracing::warn!("NEURALLOG_BENCH_DISABLE_AUTH: authentication and audit are OFF");
     }
+    let tokens = match &config.tokens {
+        None => None,
+        Some(settings) => {
+            let verifier = neurallog_auth::TokenVerifier::new(settings.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot set up token verification: {e}"))?;
+            Some(Arc::new(BearerTokens::new(verifier, config.tenant.clone()))
+                as Arc<dyn crate::auth::TokenVerifier>)
+        }
+    };
     let auth = Authenticator {
         bootstrap: Some(bootstrap),
         system,
         keys: KeyStore::new(storage.clone(), hasher),
         tenants: Tenants::new(storage.clone(), config.tenant.clone()),
         roles: RoleBook::new(config.roles.clone()),
-        tokens: None,
+        tokens,
         disabled: config.auth_disabled,
     };
     let audit = if config.auth_disabled {
@@ -132,6 +245,7 @@ async fn state(config: &ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Resu
         auth: Arc::new(auth),
         audit,
         limits: Arc::new(config.limits.clone()),
+        keyring,
         metrics: Arc::new(Metrics::default()),
     })
 }
@@ -170,8 +284,8 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let storage = open_storage(&config).await?;
-    let server = Server::start_with(config, storage, shutdown).await?;
+    let (storage, keyring) = open_encrypted(&config).await?;
+    let server = Server::start_with(config, storage, keyring, shutdown).await?;
     server.wait().await
 }
 
@@ -186,21 +300,23 @@ pub struct Server {
 impl Server {
     /// Starts serving; stop it with [`Server::shutdown`].
     pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
-        let storage = open_storage(&config).await?;
-        Self::start_with(config, storage, std::future::pending()).await
+        let (storage, keyring) = open_encrypted(&config).await?;
+        Self::start_with(config, storage, keyring, std::future::pending()).await
     }
 
     /// Starts serving on a store the caller opened (tests keep a handle to tamper with it).
+    /// The encryption API then reports encryption as disabled: the caller holds the keys.
     pub async fn start_on(config: ServerConfig, storage: Arc<dyn Storage>) -> anyhow::Result<Self> {
-        Self::start_with(config, storage, std::future::pending()).await
+        Self::start_with(config, storage, None, std::future::pending()).await
     }
 
     async fn start_with(
         config: ServerConfig,
         storage: Arc<dyn Storage>,
+        keyring: Option<Arc<Keyring>>,
         external: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
-        let state = state(&config, storage).await?;
+        let state = state(&config, storage, keyring).await?;
         let storage = state.storage.clone();
         let audit = state.audit.clone();
         let listener = tokio::net::TcpListener::bind((config.bind, config.port))

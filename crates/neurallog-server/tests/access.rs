@@ -35,7 +35,8 @@ impl T {
             "shipper".into(),
             ["logs:write".parse().expect("perm")].into_iter().collect(),
         );
-        let store = Arc::new(EmbeddedStorage::open(&dir.path().join("store")).expect("open"));
+        let store =
+            Arc::new(EmbeddedStorage::open_unencrypted(&dir.path().join("store")).expect("open"));
         let server = Server::start_on(config, store.clone())
             .await
             .expect("start");

@@ -54,6 +54,8 @@ async fn start(
     config.api_key = Some(Secret::new(KEY));
     config.redis_url = Some(Secret::new(redis_url));
     config.redis_password = password.map(Secret::new);
+    // Replicas sharing a Redis share the master key that wraps the tenants' data keys.
+    config.master_key = Some(Secret::new("5a".repeat(32)));
     let server = Server::start(config).await?;
     Ok((server, dir))
 }

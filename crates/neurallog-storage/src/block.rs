@@ -2,12 +2,17 @@
 //!
 //! A block holds up to [`MAX_ENTRIES`] consecutive entries of one log, in id order. Its value
 //! starts with a small plain header — the count and the time span, so that reads can skip a
-//! block without decompressing it — followed by a zstd-compressed payload:
+//! block without decompressing it — followed by a zstd-compressed payload, which is sealed
+//! (AES-256-GCM, see [`crate::crypt`]) when encryption is on:
 //!
 //! ```text
 //! header:  version u8 | codec u8 | count u32 | min_ts i64 | max_ts i64 | payload_len u32
+//! v1:      header | zstd(payload)
+//! v2:      header | key id [8] | nonce [12] | AES-256-GCM(zstd(payload)) | tag [16]
 //! payload: count × (id [16] big-endian | ts i64 | end u32)  then the event JSON, concatenated
 //! ```
+//!
+//! A store with encryption on writes and accepts v2 blocks only; one with it off, v1 only.
 //!
 //! (integers little-endian unless noted). Keeping the JSON of many events together is what
 //! makes both compression (several times smaller than the JSON sent) and search (one
@@ -20,6 +25,7 @@ use neurallog_core::{
 };
 use serde_json::value::RawValue;
 
+use crate::crypt::LogCipher;
 use crate::{Result, StorageError};
 
 /// Most entries in one block.
@@ -29,7 +35,9 @@ pub const MAX_RAW_BYTES: usize = 1024 * 1024;
 /// Refuse to decompress payloads claiming more than this (a damaged header).
 const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
-const VERSION: u8 = 1;
+/// Block versions: compressed (v1), compressed then sealed (v2).
+const VERSION_PLAIN: u8 = 1;
+const VERSION_SEALED: u8 = 2;
 const CODEC_ZSTD: u8 = 1;
 const HEADER_LEN: usize = 26;
 const ROW_LEN: usize = 28;
@@ -121,8 +129,8 @@ impl Builder {
         }
     }
 
-    /// Encodes and compresses the block.
-    pub fn encode(&self) -> Result<Vec<u8>> {
+    /// Encodes and compresses the block, and seals it when `cipher` says so.
+    pub fn encode(&self, cipher: &LogCipher<'_>) -> Result<Vec<u8>> {
         let mut payload = Vec::with_capacity(self.rows.len() * ROW_LEN + self.data.len());
         for (id, ts, end) in &self.rows {
             payload.extend_from_slice(&id.to_bytes());
@@ -133,21 +141,26 @@ impl Builder {
         let compressed = zstd::bulk::compress(&payload, ZSTD_LEVEL)
             .map_err(|e| StorageError::internal(format!("compress block: {e}")))?;
         let h = self.header();
-        let mut out = Vec::with_capacity(HEADER_LEN + compressed.len());
-        out.push(VERSION);
+        let mut out = Vec::with_capacity(HEADER_LEN + compressed.len() + 36);
+        out.push(if cipher.is_sealed() {
+            VERSION_SEALED
+        } else {
+            VERSION_PLAIN
+        });
         out.push(CODEC_ZSTD);
         out.extend_from_slice(&h.count.to_le_bytes());
         out.extend_from_slice(&h.min_ts.to_le_bytes());
         out.extend_from_slice(&h.max_ts.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&compressed);
+        cipher.seal(&mut out, &compressed)?;
         Ok(out)
     }
 }
 
 /// Reads the header of an encoded block without decompressing it.
 pub fn header(bytes: &[u8]) -> Result<Header> {
-    if bytes.len() < HEADER_LEN || bytes[0] != VERSION || bytes[1] != CODEC_ZSTD {
+    let version_ok = matches!(bytes.first(), Some(&(VERSION_PLAIN | VERSION_SEALED)));
+    if bytes.len() < HEADER_LEN || !version_ok || bytes[1] != CODEC_ZSTD {
         return Err(StorageError::corrupt("block header is damaged"));
     }
     Ok(Header {
@@ -175,15 +188,25 @@ pub struct Block {
 }
 
 impl Block {
-    /// Decompresses and checks an encoded block.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    /// Opens (when sealed), decompresses and checks an encoded block.
+    pub fn decode(bytes: &[u8], cipher: &LogCipher<'_>) -> Result<Self> {
         let h = header(bytes)?;
         let payload_len = u32::from_le_bytes(arr(&bytes[22..26])) as usize;
         let count = h.count as usize;
         if payload_len > MAX_PAYLOAD || count * ROW_LEN > payload_len {
             return Err(StorageError::corrupt("block sizes are damaged"));
         }
-        let payload = zstd::bulk::decompress(&bytes[HEADER_LEN..], payload_len)
+        let opened;
+        let compressed = match (bytes[0] == VERSION_SEALED, cipher.is_sealed()) {
+            (false, false) => &bytes[HEADER_LEN..],
+            (true, _) => {
+                opened = cipher.open(bytes, HEADER_LEN)?;
+                &opened[..]
+            }
+            // NB: a plain block where blocks are sealed was not written by this store.
+            (false, true) => return Err(StorageError::corrupt("block is not encrypted")),
+        };
+        let payload = zstd::bulk::decompress(compressed, payload_len)
             .map_err(|e| StorageError::corrupt(format!("decompress block: {e}")))?;
         if payload.len() != payload_len {
             return Err(StorageError::corrupt("block payload has the wrong length"));
@@ -351,7 +374,17 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypt::TenantCipher;
+    use neurallog_core::TenantId;
     use neurallog_core::query::FieldFilter;
+
+    fn plain() -> TenantCipher {
+        TenantCipher::plaintext(&TenantId::new("t").unwrap())
+    }
+
+    fn log() -> LogName {
+        LogName::new("l").unwrap()
+    }
 
     fn sample() -> Builder {
         let mut b = Builder::new();
@@ -363,7 +396,9 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let enc = sample().encode().unwrap();
+        let tc = plain();
+        let c = tc.log(&log());
+        let enc = sample().encode(&c).unwrap();
         assert_eq!(
             header(&enc).unwrap(),
             Header {
@@ -372,21 +407,23 @@ mod tests {
                 max_ts: 30
             }
         );
-        let b = Block::decode(&enc).unwrap();
+        let b = Block::decode(&enc, &c).unwrap();
         assert_eq!(b.len(), 3);
         assert_eq!(b.data(1), br#"{"msg":"ab","status":500}"#);
         assert_eq!(b.find(EntryId::from_u128(3)), Some(2));
         assert_eq!(b.find(EntryId::from_u128(4)), None);
         let e = b.entry(0, &LogName::new("l").unwrap()).unwrap();
         assert_eq!(e.data.get(), r#"{"msg":"Hello"}"#);
-        let without = Block::decode(&b.rebuild_without(1).encode().unwrap()).unwrap();
+        let without = Block::decode(&b.rebuild_without(1).encode(&c).unwrap(), &c).unwrap();
         assert_eq!(without.len(), 2);
         assert_eq!(without.data(1), br#"{"msg":"cd"}"#);
     }
 
     #[test]
     fn search_does_not_match_across_events() {
-        let b = Block::decode(&sample().encode().unwrap()).unwrap();
+        let tc = plain();
+        let c = tc.log(&log());
+        let b = Block::decode(&sample().encode(&c).unwrap(), &c).unwrap();
         assert_eq!(b.matching(&Matcher::new("HELLO", vec![]), 3), vec![0]);
         assert_eq!(b.matching(&Matcher::new("msg", vec![]), 3), vec![0, 1, 2]);
         // `"}{"` only exists where one event ends and the next begins.
@@ -398,19 +435,50 @@ mod tests {
 
     #[test]
     fn damaged_blocks_are_refused_not_panicked() {
-        let enc = sample().encode().unwrap();
+        let tc = plain();
+        let c = tc.log(&log());
+        let enc = sample().encode(&c).unwrap();
         for cut in [0, 1, 10, 25, enc.len() - 1] {
-            assert!(Block::decode(&enc[..cut]).is_err(), "cut at {cut}");
+            assert!(Block::decode(&enc[..cut], &c).is_err(), "cut at {cut}");
         }
         let mut flipped = enc.clone();
         let last = flipped.len() - 3;
         flipped[last] ^= 0xff;
-        let _ = Block::decode(&flipped); // may or may not detect, must not panic
+        let _ = Block::decode(&flipped, &c); // may or may not detect, must not panic
         let mut huge = enc.clone();
         huge[22..26].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Block::decode(&huge).is_err());
+        assert!(Block::decode(&huge, &c).is_err());
         let mut bad_count = enc;
         bad_count[2..6].copy_from_slice(&1_000_000u32.to_le_bytes());
-        assert!(Block::decode(&bad_count).is_err());
+        assert!(Block::decode(&bad_count, &c).is_err());
+    }
+
+    #[test]
+    fn sealed_blocks_round_trip_and_refuse_tampering() {
+        let t = TenantId::new("t").unwrap();
+        let tc = TenantCipher::sealed(&t, crate::crypt::test_keys());
+        let c = tc.log(&log());
+        let enc = sample().encode(&c).unwrap();
+        assert_eq!(enc[0], VERSION_SEALED);
+        assert!(!enc.windows(5).any(|w| w == b"Hello"));
+        assert_eq!(header(&enc).unwrap().count, 3);
+        let b = Block::decode(&enc, &c).unwrap();
+        assert_eq!(b.data(0), br#"{"msg":"Hello"}"#);
+        for i in 0..enc.len() {
+            let mut f = enc.clone();
+            f[i] ^= 0x10;
+            let e = Block::decode(&f, &c).expect_err("tampered");
+            assert_eq!(e.kind, crate::ErrorKind::Corrupt, "flip at {i}");
+        }
+        for cut in 0..enc.len() {
+            assert!(Block::decode(&enc[..cut], &c).is_err(), "cut at {cut}");
+        }
+        // Another log of the same tenant, with the same keys: refused.
+        assert!(Block::decode(&enc, &tc.log(&LogName::new("m").unwrap())).is_err());
+        // A plain block where blocks are sealed, and the reverse: refused.
+        let pt = plain();
+        let plain_block = sample().encode(&pt.log(&log())).unwrap();
+        assert!(Block::decode(&plain_block, &c).is_err());
+        assert!(Block::decode(&enc, &pt.log(&log())).is_err());
     }
 }

@@ -7,6 +7,10 @@
 //! logs:   <tenant> 0x00 <log>                                     ->  LogMeta (48 bytes)
 //! ```
 //!
+//! With encryption on ([`EmbeddedOptions::encryption`]) every block value is sealed with the
+//! tenant's data key, so event content reaches neither the journal nor the segment and blob
+//! files in clear; keys, counters and block headers (counts, time spans) stay plain.
+//!
 //! Tenant ids and log names never contain 0x00, so a tenant's or a log's keys are exactly
 //! those under its prefix, and one tenant's iteration can never reach another's keys. Keying
 //! blocks by their newest id makes "the block that holds id X" one seek
@@ -35,6 +39,7 @@ use neurallog_core::{
 use tokio::sync::oneshot;
 
 use crate::block::{self, Block};
+use crate::crypt::{Encryption, LogCipher, TenantCipher};
 use crate::{LogSummary, Page, Result, Scope, Storage, StorageError};
 use keys::LogMeta;
 use writer::{Command, WriterHandle};
@@ -60,11 +65,17 @@ impl Tree {
     /// The decoded block stored under `key` with encoded bytes `value`, from the cache when
     /// possible. `fill` caches a block decoded here; scans pass `false` so that one search
     /// over a whole log does not evict the hot blocks of every other reader.
-    fn decode(&self, key: &[u8], value: &[u8], fill: bool) -> Result<Arc<Block>> {
+    fn decode(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        fill: bool,
+        cipher: &LogCipher<'_>,
+    ) -> Result<Arc<Block>> {
         if let Some(b) = self.cache.get(key) {
             return Ok(b);
         }
-        let b = Arc::new(Block::decode(value)?);
+        let b = Arc::new(Block::decode(value, cipher)?);
         if fill {
             self.cache.insert(key.to_vec(), b.clone());
         }
@@ -78,6 +89,14 @@ pub struct EmbeddedStorage {
     tree: Arc<Tree>,
     writer: WriterHandle,
     path: PathBuf,
+    encryption: Encryption,
+}
+
+/// How to open the embedded store.
+#[derive(Clone, Debug, Default)]
+pub struct EmbeddedOptions {
+    /// Whether blocks are sealed; the server always turns it on.
+    pub encryption: Encryption,
 }
 
 impl std::fmt::Debug for EmbeddedStorage {
@@ -93,8 +112,13 @@ fn io_err(e: fjall::Error) -> StorageError {
 }
 
 impl EmbeddedStorage {
+    /// Opens (or creates) the store in `dir` without encryption (tests and tools).
+    pub fn open_unencrypted(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, EmbeddedOptions::default())
+    }
+
     /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self> {
+    pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError::internal(format!("create {}: {e}", dir.display())))?;
         // Memory and disk bounds: the journal is capped so that data flushed to segments is
@@ -139,12 +163,41 @@ impl EmbeddedStorage {
             tree,
             writer,
             path: dir.to_path_buf(),
+            encryption: options.encryption,
         })
+    }
+
+    /// Test hook: every stored block of a log, raw (key, value), oldest first.
+    #[cfg(feature = "testsuite")]
+    pub fn raw_blocks(&self, tenant: &TenantId, log: &LogName) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for kv in self.tree.blocks.prefix(keys::log_prefix(tenant, log)) {
+            let (k, v) = kv.into_inner().map_err(io_err)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Test hook: overwrites a stored block's value behind the writer's back (an attacker
+    /// with the files), and forgets decoded blocks.
+    #[cfg(feature = "testsuite")]
+    pub fn raw_put_block(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.tree.blocks.insert(key, value).map_err(io_err)?;
+        self.tree.cache.clear();
+        Ok(())
     }
 
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How the tenant's blocks are sealed: its data keys (created on first use), or none.
+    async fn cipher(&self, tenant: &TenantId) -> Result<TenantCipher> {
+        match &self.encryption {
+            Encryption::Off => Ok(TenantCipher::plaintext(tenant)),
+            Encryption::On(ring) => ring.cipher(self, tenant).await,
+        }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -234,6 +287,7 @@ fn block_holding(
     tenant: &TenantId,
     log: &LogName,
     id: EntryId,
+    cipher: &LogCipher<'_>,
 ) -> Result<Option<(Vec<u8>, Arc<Block>)>> {
     let prefix = keys::log_prefix(tenant, log);
     let lo = keys::block_key(&prefix, id);
@@ -242,13 +296,14 @@ fn block_holding(
         return Ok(None);
     };
     let (k, v) = kv.into_inner().map_err(io_err)?;
-    let block = tree.decode(&k, &v, true)?;
+    let block = tree.decode(&k, &v, true, cipher)?;
     Ok(Some((k.to_vec(), block)))
 }
 
 /// Walks a log's blocks newest first, from the block that may hold ids just below `before`,
 /// handing each block that overlaps `range` to `visit` with the number of its entries below
 /// `before`. `visit` returns `false` to stop.
+#[allow(clippy::too_many_arguments)] // private; the cipher joined the walk's parameters
 fn walk_newest_first(
     tree: &Tree,
     tenant: &TenantId,
@@ -256,6 +311,7 @@ fn walk_newest_first(
     before: EntryId,
     range: TimeRange,
     fill_cache: bool,
+    cipher: &LogCipher<'_>,
     mut visit: impl FnMut(&Block, usize) -> Result<bool>,
 ) -> Result<()> {
     let prefix = keys::log_prefix(tenant, log);
@@ -272,7 +328,7 @@ fn walk_newest_first(
         if !range.overlaps(h.min_ts, h.max_ts) {
             continue;
         }
-        let b = tree.decode(&k, &v, fill_cache)?;
+        let b = tree.decode(&k, &v, fill_cache, cipher)?;
         let upto = b.count_before(before);
         if upto > 0 && !visit(&b, upto)? {
             break;
@@ -284,6 +340,7 @@ fn walk_newest_first(
 /// Up to `limit + 1` entries of one log, newest first, below `before` and inside `range`;
 /// all of them (a read, which fills the block cache) or those `matcher` accepts (a search,
 /// which does not).
+#[allow(clippy::too_many_arguments)] // private; the cipher joined the read's parameters
 fn collect_newest(
     tree: &Tree,
     tenant: &TenantId,
@@ -292,6 +349,7 @@ fn collect_newest(
     range: TimeRange,
     limit: usize,
     matcher: Option<&Matcher>,
+    cipher: &TenantCipher,
 ) -> Result<Vec<neurallog_core::Entry>> {
     let mut entries = Vec::new();
     let want = limit + 1;
@@ -303,6 +361,7 @@ fn collect_newest(
         before,
         range,
         matcher.is_none(),
+        &cipher.log(log),
         |b, upto| Ok(!b.take_newest(log, upto, range, matcher, want, &mut entries)?),
     )?;
     Ok(entries)
@@ -340,11 +399,13 @@ impl Storage for EmbeddedStorage {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let cipher = self.cipher(tenant).await?;
         let (tenant, log) = (tenant.clone(), log.clone());
         self.command(|reply| Command::Append {
             tenant,
             log,
             events,
+            cipher,
             reply,
         })
         .await
@@ -357,9 +418,11 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn read(&self, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page> {
+        let cipher = self.cipher(tenant).await?;
         let (tenant, log, q) = (tenant.clone(), log.clone(), q.clone());
         self.blocking(move |t| {
-            let entries = collect_newest(t, &tenant, &log, q.before, q.range, q.limit, None)?;
+            let entries =
+                collect_newest(t, &tenant, &log, q.before, q.range, q.limit, None, &cipher)?;
             Ok(crate::paginate(entries, q.limit))
         })
         .await
@@ -371,9 +434,10 @@ impl Storage for EmbeddedStorage {
         log: &LogName,
         id: EntryId,
     ) -> Result<Option<neurallog_core::Entry>> {
+        let cipher = self.cipher(tenant).await?;
         let (tenant, log) = (tenant.clone(), log.clone());
         self.blocking(move |t| {
-            let Some((_, b)) = block_holding(t, &tenant, &log, id)? else {
+            let Some((_, b)) = block_holding(t, &tenant, &log, id, &cipher.log(&log))? else {
                 return Ok(None);
             };
             b.find(id).map(|i| b.entry(i, &log)).transpose()
@@ -382,11 +446,13 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn delete_entry(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<bool> {
+        let cipher = self.cipher(tenant).await?;
         let (tenant, log) = (tenant.clone(), log.clone());
         self.command(|reply| Command::DeleteEntry {
             tenant,
             log,
             id,
+            cipher,
             reply,
         })
         .await
@@ -399,6 +465,7 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn search(&self, tenant: &TenantId, q: &SearchQuery) -> Result<Page> {
+        let cipher = self.cipher(tenant).await?;
         let (tenant, q) = (tenant.clone(), q.clone());
         self.blocking(move |t| {
             let logs = match &q.scope {
@@ -415,6 +482,7 @@ impl Storage for EmbeddedStorage {
                     q.range,
                     q.limit,
                     Some(&q.matcher),
+                    &cipher,
                 )?);
             }
             all.sort_by_key(|e| std::cmp::Reverse(e.id));
@@ -453,6 +521,10 @@ impl Storage for EmbeddedStorage {
         let t = tenant.clone();
         self.blocking(move |tree| tree.records.delete_scope(&tree.db, Scope::Tenant(&t)))
             .await?;
+        // Its data keys went with its metadata: a later write creates new ones.
+        if let Some(ring) = self.encryption.keyring() {
+            ring.forget(tenant);
+        }
         Ok(removed)
     }
 

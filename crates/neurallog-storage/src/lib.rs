@@ -4,11 +4,13 @@
 //!   no code path can read or write without one.
 //! - [`StorageError`]: failures with a [`ErrorKind`] the server maps to HTTP statuses.
 //! - [`block`]: the compressed block format events are stored in (shared by all backends).
+//! - [`crypt`]: encryption at rest — master key, tenants' data keys, sealing of blocks.
 //! - [`embedded`]: the default backend, an LSM tree (fjall) under the data directory.
 //! - `redis` (feature): the Redis backend, for stateless servers sharing one Redis.
 //! - `testsuite` (feature): the conformance suite every backend runs.
 
 pub mod block;
+pub mod crypt;
 pub mod embedded;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -19,6 +19,10 @@
 //!
 //! Metadata records and audit sequences have keys of their own ([`records`]).
 //!
+//! With encryption on ([`RedisOptions::encryption`]) every block is sealed with the tenant's
+//! data key before it is sent, so Redis (and its RDB/AOF files and replicas) hold event
+//! content only as ciphertext; names, counters and index members stay plain.
+//!
 //! # Ids
 //!
 //! A server numbers a batch itself (so that the ids can go inside the compressed block) from
@@ -70,6 +74,7 @@ use neurallog_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::block::Block;
+use crate::crypt::{Encryption, LogCipher, TenantCipher};
 use crate::{LogSummary, Page, Result, Scope, Storage, StorageError};
 use conn::{Connection, map_err};
 pub use conn::{DEFAULT_TIMEOUT, RedisOptions, redact_url};
@@ -110,6 +115,7 @@ pub(crate) struct Shared {
     /// stale — a changed block simply gets a new key and the old one ages out. The key
     /// carries the tenant, so the cache is as isolated as the key space.
     cache: crate::block::Cache,
+    encryption: Encryption,
 }
 
 /// The cache key of a block: its log's blocks key and its index member.
@@ -128,11 +134,16 @@ enum Fetched {
 
 impl Fetched {
     /// The decoded block; a miss is decoded here and, when `fill`, cached.
-    fn decode(self, cache: &crate::block::Cache, fill: bool) -> Result<Arc<Block>> {
+    fn decode(
+        self,
+        cache: &crate::block::Cache,
+        fill: bool,
+        cipher: &LogCipher<'_>,
+    ) -> Result<Arc<Block>> {
         match self {
             Fetched::Hit(b) => Ok(b),
             Fetched::Miss { key, bytes } => {
-                let b = Arc::new(Block::decode(&bytes)?);
+                let b = Arc::new(Block::decode(&bytes, cipher)?);
                 if fill {
                     cache.insert(key, b.clone());
                 }
@@ -197,9 +208,34 @@ impl RedisStorage {
             op_timeout: opts.timeout * 2,
             renumbered: AtomicU64::new(0),
             cache: crate::block::cache(CACHE_BYTES),
+            encryption: opts.encryption.clone(),
         });
         let writer = writer::spawn(shared.clone());
         Ok(Self { shared, writer })
+    }
+
+    /// How the tenant's blocks are sealed: its data keys (created on first use), or none.
+    async fn cipher(&self, tenant: &TenantId) -> Result<TenantCipher> {
+        match &self.shared.encryption {
+            Encryption::Off => Ok(TenantCipher::plaintext(tenant)),
+            Encryption::On(ring) => ring.cipher(self, tenant).await,
+        }
+    }
+
+    /// After a read failed on a block sealed with a key this replica does not know: the
+    /// tenant's keys read again (another replica may have created or rotated one), to retry
+    /// once with. `None` when retrying cannot help.
+    async fn cipher_after(
+        &self,
+        tenant: &TenantId,
+        e: &StorageError,
+    ) -> Result<Option<TenantCipher>> {
+        match &self.shared.encryption {
+            Encryption::On(ring) if crate::crypt::is_unknown_key(e) => {
+                Ok(Some(ring.reload(self, tenant).await?))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// `host:port db N` of the server (no credentials), for logs.
@@ -262,6 +298,8 @@ impl RedisStorage {
         &self,
         lk: &LogKeys,
         id: EntryId,
+        log: &LogName,
+        cipher: &TenantCipher,
     ) -> Result<Option<(Vec<u8>, IndexMember, Arc<Block>)>> {
         for _ in 0..MAX_RESTARTS {
             let mut c = self.shared.conn();
@@ -299,8 +337,11 @@ impl RedisStorage {
                 continue; // rewritten between the two calls: look again
             };
             let shared = self.shared.clone();
-            let block =
-                blocking(move || Fetched::Miss { key, bytes }.decode(&shared.cache, true)).await?;
+            let (log, cipher) = (log.clone(), cipher.clone());
+            let block = blocking(move || {
+                Fetched::Miss { key, bytes }.decode(&shared.cache, true, &cipher.log(&log))
+            })
+            .await?;
             return Ok(Some((raw, m, block)));
         }
         Err(StorageError::unavailable(
@@ -490,10 +531,12 @@ fn collect(
     range: TimeRange,
     matcher: Option<&Matcher>,
     want: usize,
+    cipher: &TenantCipher,
 ) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
+    let cipher = cipher.log(log);
     for f in blocks {
-        let b = f.decode(cache, matcher.is_none())?;
+        let b = f.decode(cache, matcher.is_none(), &cipher)?;
         let upto = b.count_before(before);
         if b.take_newest(log, upto, range, matcher, want, &mut out)? {
             return Ok(out);
@@ -504,6 +547,7 @@ fn collect(
 
 impl RedisStorage {
     /// Newest-first entries of one log, at most `want`, optionally matching a search.
+    #[allow(clippy::too_many_arguments)] // private; the cipher joined the scan's parameters
     async fn scan_log(
         &self,
         tenant: &TenantId,
@@ -512,6 +556,7 @@ impl RedisStorage {
         range: TimeRange,
         matcher: Option<&Matcher>,
         want: usize,
+        cipher: &TenantCipher,
     ) -> Result<Vec<Entry>> {
         let keys = self.shared.tenant(tenant).log(log);
         let mut walk = Walk::new(&self.shared, keys, before, range);
@@ -532,6 +577,7 @@ impl RedisStorage {
             };
             let shared = self.shared.clone();
             let (log, matcher, need) = (log.clone(), matcher.cloned(), want - entries.len());
+            let cipher = cipher.clone();
             let scan = blocking(move || {
                 collect(
                     &shared.cache,
@@ -541,6 +587,7 @@ impl RedisStorage {
                     range,
                     matcher.as_ref(),
                     need,
+                    &cipher,
                 )
             });
             let got = if ahead {
@@ -614,11 +661,13 @@ impl Storage for RedisStorage {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let cipher = self.cipher(tenant).await?;
         let (reply, rx) = oneshot::channel();
         let cmd = writer::Command::Append {
             tenant: tenant.clone(),
             log: log.clone(),
             events,
+            cipher,
             reply,
         };
         self.writer
@@ -634,25 +683,56 @@ impl Storage for RedisStorage {
     }
 
     async fn read(&self, tenant: &TenantId, log: &LogName, q: &ReadQuery) -> Result<Page> {
-        let entries = self
-            .scan_log(tenant, log, q.before, q.range, None, q.limit + 1)
-            .await?;
+        let mut cipher = self.cipher(tenant).await?;
+        let entries = loop {
+            match self
+                .scan_log(tenant, log, q.before, q.range, None, q.limit + 1, &cipher)
+                .await
+            {
+                Err(e) => match self.cipher_after(tenant, &e).await? {
+                    Some(c) if c.keys_differ(&cipher) => cipher = c,
+                    _ => return Err(e),
+                },
+                Ok(entries) => break entries,
+            }
+        };
         Ok(crate::paginate(entries, q.limit))
     }
 
     async fn get(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<Option<Entry>> {
+        let mut cipher = self.cipher(tenant).await?;
         let lk = self.shared.tenant(tenant).log(log);
-        let Some((_, _, b)) = self.block_holding(&lk, id).await? else {
+        let found = loop {
+            match self.block_holding(&lk, id, log, &cipher).await {
+                Err(e) => match self.cipher_after(tenant, &e).await? {
+                    Some(c) if c.keys_differ(&cipher) => cipher = c,
+                    _ => return Err(e),
+                },
+                Ok(found) => break found,
+            }
+        };
+        let Some((_, _, b)) = found else {
             return Ok(None);
         };
         b.find(id).map(|i| b.entry(i, log)).transpose()
     }
 
     async fn delete_entry(&self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<bool> {
+        let mut cipher = self.cipher(tenant).await?;
         let keys = self.shared.tenant(tenant);
         let lk = keys.log(log);
         for _ in 0..MAX_RESTARTS {
-            let Some((raw, _, block)) = self.block_holding(&lk, id).await? else {
+            let held = match self.block_holding(&lk, id, log, &cipher).await {
+                Err(e) => match self.cipher_after(tenant, &e).await? {
+                    Some(c) if c.keys_differ(&cipher) => {
+                        cipher = c;
+                        continue;
+                    }
+                    _ => return Err(e),
+                },
+                Ok(held) => held,
+            };
+            let Some((raw, _, block)) = held else {
                 return Ok(false);
             };
             let Some(pos) = block.find(id) else {
@@ -663,7 +743,8 @@ impl Storage for RedisStorage {
             let sealed = if rest.is_empty() {
                 None
             } else {
-                Some(blocking(move || writer::seal(&rest)).await?)
+                let (log, cipher) = (log.clone(), cipher.clone());
+                Some(blocking(move || writer::seal(&rest, &cipher.log(&log))).await?)
             };
             let (new_member, new_block) = match &sealed {
                 Some((m, b)) => (m.encode().to_vec(), b.as_slice()),
@@ -710,18 +791,22 @@ impl Storage for RedisStorage {
             LogScope::One(l) => vec![l.clone()],
             LogScope::All => self.list(tenant).await?,
         };
+        let mut cipher = self.cipher(tenant).await?;
         let mut all = Vec::new();
         for log in &logs {
-            let found = self
-                .scan_log(
-                    tenant,
-                    log,
-                    q.before,
-                    q.range,
-                    Some(&q.matcher),
-                    q.limit + 1,
-                )
-                .await?;
+            let (m, want) = (Some(&q.matcher), q.limit + 1);
+            let found = loop {
+                match self
+                    .scan_log(tenant, log, q.before, q.range, m, want, &cipher)
+                    .await
+                {
+                    Err(e) => match self.cipher_after(tenant, &e).await? {
+                        Some(c) if c.keys_differ(&cipher) => cipher = c,
+                        _ => return Err(e),
+                    },
+                    Ok(found) => break found,
+                }
+            };
             all.extend(found);
         }
         all.sort_by_key(|e| std::cmp::Reverse(e.id));
@@ -805,6 +890,10 @@ impl Storage for RedisStorage {
             removed += n.max(0) as u64;
         }
         records::delete_scope(&self.shared, Scope::Tenant(tenant)).await?;
+        // Its data keys went with its metadata: a later write creates new ones.
+        if let Some(ring) = self.shared.encryption.keyring() {
+            ring.forget(tenant);
+        }
         Ok(removed)
     }
 

@@ -36,6 +36,11 @@ mod tls {
     neurallog_storage::conformance_tests!(fresh(Mode::Tls));
 }
 
+mod encrypted {
+    use super::*;
+    neurallog_storage::conformance_tests!(fresh(Mode::Encrypted));
+}
+
 // ---- Redis-specific behaviour beyond the shared suite ----
 
 use std::collections::HashSet;

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use generate::Source;
 
 /// Benchmark options.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
     /// Target a running server instead of starting one (needs --api-key).
     #[arg(long)]
@@ -101,6 +101,16 @@ struct Target {
 /// (admin role, created through the API), so that they pay for what real clients pay: key
 /// lookup, keyed hash, RBAC decision and an audit event per call.
 async fn start_target(args: &BenchArgs, auth: bool) -> anyhow::Result<Target> {
+    start_target_with(args, auth, false).await
+}
+
+/// [`start_target`]; `unencrypted` sets the benchmark-only switch that stores events without
+/// encryption (to measure what encryption at rest costs).
+async fn start_target_with(
+    args: &BenchArgs,
+    auth: bool,
+    unencrypted: bool,
+) -> anyhow::Result<Target> {
     if let Some(url) = &args.url {
         let key = args
             .api_key
@@ -134,7 +144,8 @@ async fn start_target(args: &BenchArgs, auth: bool) -> anyhow::Result<Target> {
         .env("API_KEY", &key)
         .env("LOG_LEVEL", "warn")
         .env("NEURALLOG_BENCH_DISABLE_AUTH", if auth { "0" } else { "1" })
-        .envs(args.redis.iter().map(|url| ("REDIS_URL", url)))
+        .envs(args.redis.iter().map(|url| ("REDIS_URL", url.as_str())))
+        .envs(unencrypted.then_some(("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION", "1")))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -174,6 +185,49 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
     // NB: USER_HZ is 100 on every Linux target this runs on.
     Some((utime + stime) / 100.0)
+}
+
+/// Events of each run of the encryption comparison (at most `--events`).
+const OVERHEAD_EVENTS: u64 = 500_000;
+
+/// Ingest and full-scan rates of a fresh embedded server with encryption at rest on and off
+/// (the `security_overhead.encryption` entry), both without authentication so that only
+/// encryption differs. `None` against `--url` or `--redis`, where the bench does not control
+/// the server's settings or storage.
+async fn encryption_overhead(
+    args: &BenchArgs,
+    source: Arc<Source>,
+) -> anyhow::Result<Option<Value>> {
+    if args.url.is_some() || args.redis.is_some() {
+        return Ok(None);
+    }
+    let mut short = args.clone();
+    short.events = args.events.min(OVERHEAD_EVENTS);
+    short.duration = None;
+    short.data_dir = None;
+    let mut rates = Vec::new();
+    for unencrypted in [false, true] {
+        let mut target = start_target_with(&short, false, unencrypted).await?;
+        let ing = ingest(&target.client, source.clone(), &short, short.events).await?;
+        let scan_s = full_scan(&target.client).await?;
+        rates.push((
+            ing.events as f64 / ing.seconds,
+            ing.raw_bytes as f64 / 1e6 / scan_s,
+        ));
+        if let Some(child) = target.child.as_mut() {
+            let _ = child.kill().await;
+        }
+    }
+    let ((ingest_on, scan_on), (ingest_off, scan_off)) = (rates[0], rates[1]);
+    Ok(Some(json!({
+        "events": short.events,
+        "ingest_events_per_sec_on": ingest_on,
+        "ingest_events_per_sec_off": ingest_off,
+        "ingest_ratio": ingest_on / ingest_off,
+        "scan_mb_per_sec_on": scan_on,
+        "scan_mb_per_sec_off": scan_off,
+        "scan_ratio": scan_on / scan_off,
+    })))
 }
 
 /// Peak resident memory of a process, from /proc (Linux).
@@ -582,6 +636,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Value::Null
     };
 
+    say("comparing ingest and scan with encryption at rest on and off…");
+    let mut overhead = serde_json::Map::new();
+    if let Some(enc) = encryption_overhead(&args, source.clone()).await? {
+        overhead.insert("encryption".into(), enc);
+    }
+
     let mb = |b: u64| b as f64 / 1e6;
     let raw_total = ing.raw_bytes + single_raw;
     let report = json!({
@@ -594,7 +654,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "disk_ratio": disk.map(|d| raw_total as f64 / d.max(1) as f64),
         "disk_bytes": disk,
         "raw_bytes": raw_total,
-        "security_overhead": Value::Null,
+        "security_overhead": Value::Object(overhead),
         "auth_cost": auth_cost,
         "compare_append_rps": append_rps,
         "compare_newest100_rps": read_rps,
@@ -605,7 +665,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "events": ing.events, "event_size": args.event_size, "batch": args.batch,
             "concurrency": args.concurrency, "corpus": args.corpus.as_ref().map(|p| p.display().to_string()),
             "log_events_at_query_time": ing.events, "compare_seconds": args.compare_seconds,
-            "auth": if auth { "api-key+audit" } else { "off" }, "encryption": false, "tls": false, "machine": machine(),
+            "auth": if auth { "api-key+audit" } else { "off" }, "encryption": args.url.is_none(), "tls": false, "machine": machine(),
             "storage": if args.redis.is_some() { "redis" } else { "embedded" },
         },
     });

@@ -20,6 +20,7 @@
 pub mod api_keys;
 pub mod bootstrap;
 pub mod roles;
+pub mod tokens;
 
 use std::fmt;
 use std::future::Future;
@@ -172,6 +173,10 @@ impl Authenticator {
                 permissions.extend(p);
             }
         }
+        // Cross-tenant power (tenants:manage, lockdown:manage) comes only from the system key:
+        // an identity provider speaks for one tenant's users, so a token claiming the system
+        // role keeps only what it holds within its tenant.
+        permissions.retain(|p| !p.is_cross_tenant());
         let Some(grant) = grant_for(permissions, &tok.tenant, tok.logs.as_deref()) else {
             return Ok(None);
         };

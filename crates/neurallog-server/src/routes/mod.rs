@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource, and the parameter parsing they share.
 
 pub mod audit;
+pub mod encryption;
 pub mod keys;
 pub mod logs;
 pub mod meta;

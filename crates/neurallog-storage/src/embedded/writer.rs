@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::keys::{self, LogMeta};
 use super::{Tree, block_holding, io_err};
 use crate::block::Builder;
+use crate::crypt::{LogCipher, TenantCipher};
 use crate::{Result, StorageError};
 
 /// Work for the writer.
@@ -21,12 +22,15 @@ pub enum Command {
         tenant: TenantId,
         log: LogName,
         events: Vec<NewEvent>,
+        /// Seals the blocks (the tenant's current data key, or none).
+        cipher: TenantCipher,
         reply: oneshot::Sender<Result<Vec<EntryId>>>,
     },
     DeleteEntry {
         tenant: TenantId,
         log: LogName,
         id: EntryId,
+        cipher: TenantCipher,
         reply: oneshot::Sender<Result<bool>>,
     },
     DeleteLog {
@@ -95,6 +99,7 @@ struct PendingAppend {
     tenant: TenantId,
     log: LogName,
     events: Vec<NewEvent>,
+    cipher: TenantCipher,
     reply: oneshot::Sender<Result<Vec<EntryId>>>,
 }
 
@@ -113,6 +118,7 @@ impl Writer {
                 tenant,
                 log,
                 events,
+                cipher,
                 reply,
             } = first
             else {
@@ -123,6 +129,7 @@ impl Writer {
                 tenant,
                 log,
                 events,
+                cipher,
                 reply,
             }];
             let mut n = group[0].events.len();
@@ -133,6 +140,7 @@ impl Writer {
                         tenant,
                         log,
                         events,
+                        cipher,
                         reply,
                     }) => {
                         n += events.len();
@@ -140,6 +148,7 @@ impl Writer {
                             tenant,
                             log,
                             events,
+                            cipher,
                             reply,
                         });
                     }
@@ -236,6 +245,11 @@ impl Writer {
         let mut rng = rand::rng();
         let mut builder = Builder::new();
         let mut all_ids = Vec::with_capacity(appends.len());
+        let Some(first) = appends.first() else {
+            return Err(StorageError::internal("empty append share"));
+        };
+        // Every append of the share is to the same tenant and log: one cipher seals them.
+        let cipher = first.cipher.log(&first.log);
         // One clock reading per log share: the generator keeps ids strictly increasing
         // within the millisecond, and every event of the share was accepted at this moment.
         let now = now_ms();
@@ -245,7 +259,7 @@ impl Writer {
                 let id = self.ids.next(now, rng.random());
                 let ts = ev.timestamp.unwrap_or(id.millis());
                 if builder.is_full_for(ev.data.len()) {
-                    flush_block(batch, &self.tree, &prefix, &builder)?;
+                    flush_block(batch, &self.tree, &prefix, &builder, &cipher)?;
                     builder = Builder::new();
                 }
                 builder.push(id, ts, &ev.data);
@@ -255,7 +269,7 @@ impl Writer {
             all_ids.push(ids);
         }
         if !builder.is_empty() {
-            flush_block(batch, &self.tree, &prefix, &builder)?;
+            flush_block(batch, &self.tree, &prefix, &builder, &cipher)?;
         }
         batch.insert(&self.tree.logs, meta_key.to_vec(), meta.encode().to_vec());
         Ok((meta, all_ids))
@@ -268,9 +282,10 @@ impl Writer {
                 tenant,
                 log,
                 id,
+                cipher,
                 reply,
             } => {
-                let r = self.delete_entry(&tenant, &log, id);
+                let r = self.delete_entry(&tenant, &log, id, &cipher.log(&log));
                 let _ = reply.send(r);
             }
             Command::DeleteLog { tenant, log, reply } => {
@@ -291,8 +306,14 @@ impl Writer {
         }
     }
 
-    fn delete_entry(&mut self, tenant: &TenantId, log: &LogName, id: EntryId) -> Result<bool> {
-        let Some((key, block)) = block_holding(&self.tree, tenant, log, id)? else {
+    fn delete_entry(
+        &mut self,
+        tenant: &TenantId,
+        log: &LogName,
+        id: EntryId,
+        cipher: &LogCipher<'_>,
+    ) -> Result<bool> {
+        let Some((key, block)) = block_holding(&self.tree, tenant, log, id, cipher)? else {
             return Ok(false);
         };
         let Some(pos) = block.find(id) else {
@@ -310,6 +331,7 @@ impl Writer {
                 &self.tree,
                 &keys::log_prefix(tenant, log),
                 &rest,
+                cipher,
             )?;
         }
         if meta.count == 0 {
@@ -386,10 +408,15 @@ fn flush_block(
     tree: &Tree,
     prefix: &[u8],
     b: &Builder,
+    cipher: &LogCipher<'_>,
 ) -> Result<()> {
     let Some(last) = b.last_id() else {
         return Ok(());
     };
-    batch.insert(&tree.blocks, keys::block_key(prefix, last), b.encode()?);
+    batch.insert(
+        &tree.blocks,
+        keys::block_key(prefix, last),
+        b.encode(cipher)?,
+    );
     Ok(())
 }

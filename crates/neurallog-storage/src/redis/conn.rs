@@ -26,6 +26,9 @@ pub struct RedisOptions {
     /// Longest wait for one Redis reply, and for establishing a connection. A call that meets
     /// a Redis that does not answer fails with [`ErrorKind::Unavailable`] after about this long.
     pub timeout: Duration,
+    /// Whether blocks are sealed with the tenants' data keys. Off by default for tests and
+    /// tools; the server always turns it on.
+    pub encryption: crate::crypt::Encryption,
 }
 
 impl RedisOptions {
@@ -37,6 +40,7 @@ impl RedisOptions {
             ca_cert_pem: None,
             key_prefix: None,
             timeout: DEFAULT_TIMEOUT,
+            encryption: crate::crypt::Encryption::Off,
         }
     }
 }
@@ -52,6 +56,7 @@ impl fmt::Debug for RedisOptions {
             .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(|c| c.len()))
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
+            .field("encryption", &self.encryption.keyring().is_some())
             .finish()
     }
 }

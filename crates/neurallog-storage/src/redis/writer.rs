@@ -21,6 +21,7 @@ use super::Shared;
 use super::keys::{IndexMember, TenantKeys};
 use super::scripts::APPEND_SCRIPT;
 use crate::block::Builder;
+use crate::crypt::{LogCipher, TenantCipher};
 use crate::{Result, StorageError};
 
 /// Work for the writer.
@@ -29,6 +30,8 @@ pub enum Command {
         tenant: TenantId,
         log: LogName,
         events: Vec<NewEvent>,
+        /// Seals the blocks (the tenant's current data key, or none).
+        cipher: TenantCipher,
         reply: oneshot::Sender<Result<Vec<EntryId>>>,
     },
     /// Answers once every append queued before it has been answered.
@@ -55,6 +58,7 @@ struct LogGroup {
     tenant: TenantId,
     log: LogName,
     events: Vec<NewEvent>,
+    cipher: TenantCipher,
     replies: Vec<(usize, oneshot::Sender<Result<Vec<EntryId>>>)>,
     attempts: usize,
 }
@@ -86,6 +90,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
                     tenant,
                     log,
                     mut events,
+                    cipher,
                     reply,
                 } => {
                     n += events.len();
@@ -98,6 +103,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
                                 tenant: key.0.clone(),
                                 log: key.1.clone(),
                                 events: Vec::new(),
+                                cipher,
                                 replies: Vec::new(),
                                 attempts: 0,
                             });
@@ -143,9 +149,9 @@ async fn commit(shared: &Shared, ids: &mut IdGenerator, mut pending: Vec<LogGrou
                 .map(|_| ids.next(now_ms(), rng.random()))
                 .collect();
             let events = std::mem::take(&mut g.events);
-            let log = g.log.clone();
+            let (log, cipher) = (g.log.clone(), g.cipher.clone());
             jobs.push(tokio::task::spawn_blocking(move || {
-                let prepared = encode(&log, numbered, &events);
+                let prepared = encode(&log, numbered, &events, &cipher.log(&log));
                 (prepared, events)
             }));
         }
@@ -216,7 +222,12 @@ fn bump(ids: &mut IdGenerator, floor: EntryId) {
 }
 
 /// Packs one log's numbered events into blocks and the `APPEND` script's arguments.
-fn encode(log: &LogName, ids: Vec<EntryId>, events: &[NewEvent]) -> Result<Prepared> {
+fn encode(
+    log: &LogName,
+    ids: Vec<EntryId>,
+    events: &[NewEvent],
+    cipher: &LogCipher<'_>,
+) -> Result<Prepared> {
     let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
         return Err(StorageError::internal("empty append share"));
     };
@@ -226,7 +237,7 @@ fn encode(log: &LogName, ids: Vec<EntryId>, events: &[NewEvent]) -> Result<Prepa
     for (id, ev) in ids.iter().zip(events) {
         let ts = ev.timestamp.unwrap_or(id.millis());
         if builder.is_full_for(ev.data.len()) {
-            blocks.push(seal(&builder)?);
+            blocks.push(seal(&builder, cipher)?);
             builder = Builder::new();
         }
         builder.push(*id, ts, &ev.data);
@@ -235,7 +246,7 @@ fn encode(log: &LogName, ids: Vec<EntryId>, events: &[NewEvent]) -> Result<Prepa
         max_ts = max_ts.max(ts);
     }
     if !builder.is_empty() {
-        blocks.push(seal(&builder)?);
+        blocks.push(seal(&builder, cipher)?);
     }
     let mut args = Vec::with_capacity(7 + 2 * blocks.len());
     args.push(log.as_str().as_bytes().to_vec());
@@ -252,8 +263,8 @@ fn encode(log: &LogName, ids: Vec<EntryId>, events: &[NewEvent]) -> Result<Prepa
     Ok(Prepared { ids, args })
 }
 
-/// Encodes a block and its index member.
-pub fn seal(b: &Builder) -> Result<(IndexMember, Vec<u8>)> {
+/// Encodes (and, when the cipher says so, seals) a block, and makes its index member.
+pub fn seal(b: &Builder, cipher: &LogCipher<'_>) -> Result<(IndexMember, Vec<u8>)> {
     let Some(last_id) = b.last_id() else {
         return Err(StorageError::internal("empty block"));
     };
@@ -266,7 +277,7 @@ pub fn seal(b: &Builder) -> Result<(IndexMember, Vec<u8>)> {
         // NB: a block holds at most MAX_RAW_BYTES plus one event, far below 4 GiB.
         raw_bytes: b.raw_bytes() as u32,
     };
-    Ok((member, b.encode()?))
+    Ok((member, b.encode(cipher)?))
 }
 
 /// `{1}` -> stored; `{0, floor}` -> refused, renumber above `floor`.

@@ -12,6 +12,7 @@ use neurallog_core::{
     ingest::NewEvent,
     query::{ReadQuery, SearchQuery},
 };
+use neurallog_storage::crypt::{Encryption, Keyring, MasterKey};
 pub use neurallog_storage::redis::testing::{RedisServer, redis_available};
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
 use neurallog_storage::{LogSummary, Page, Result, Scope, Storage};
@@ -48,6 +49,8 @@ pub enum Mode {
     Acl,
     /// `rediss://` with a CA generated for the test.
     Tls,
+    /// No password, blocks sealed with tenants' data keys (as the server runs it).
+    Encrypted,
 }
 
 impl ServedStore {
@@ -90,6 +93,13 @@ impl ServedStore {
                 assert_eq!(out.trim(), "OK", "{out}");
                 let url = format!("redis://suite:suite-pw-1@127.0.0.1:{}", server.port);
                 Self::connect(server, RedisOptions::new(url)).await
+            }
+            Mode::Encrypted => {
+                let server = RedisServer::start(&[]);
+                let mut opts = RedisOptions::new(server.url());
+                opts.encryption =
+                    Encryption::On(Arc::new(Keyring::new(MasterKey::generate().0, None)));
+                Self::connect(server, opts).await
             }
             Mode::Tls => {
                 let (server, ca) = tls_server();
