@@ -18,10 +18,10 @@
 //! and 2 so that `security_overhead.tls` can compare the two.
 //!
 //! Authentication is on: the phases present a managed `nl_…` API key, and the server writes
-//! its audit trail. Unless `--skip-auth-cost`, a second server with both off
-//! (`NEURALLOG_BENCH_DISABLE_AUTH=1`) then runs the same ingest and single-event appends, and
-//! the report gives the ratios on ÷ off (`auth_cost`): what authentication, authorisation and
-//! audit together cost, measured on the same machine in the same run.
+//! its audit trail. Unless `--skip-auth-cost`, two fresh servers, one as above and one with
+//! both off (`NEURALLOG_BENCH_DISABLE_AUTH=1`), then take the same ingest and single-event
+//! appends in alternating rounds, and the report gives the ratios on ÷ off (`auth_cost`): what
+//! authentication, authorisation and audit together cost, on the same machine in the same run.
 
 mod tls;
 
@@ -209,6 +209,17 @@ async fn start_target_with(
     })
 }
 
+/// CPU seconds (user + system) a process has used, from /proc (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    // NB: USER_HZ is 100 on every Linux target this runs on.
+    Some((utime + stime) / 100.0)
+}
+
 /// Events of each run of the encryption comparison (at most `--events`).
 const OVERHEAD_EVENTS: u64 = 500_000;
 
@@ -230,7 +241,7 @@ async fn encryption_overhead(
     let mut rates = Vec::new();
     for unencrypted in [false, true] {
         let mut target = start_target_with(&short, false, false, None, unencrypted).await?;
-        let ing = ingest(&target.client, source.clone(), &short).await?;
+        let ing = ingest(&target.client, source.clone(), &short, short.events).await?;
         let scan_s = full_scan(&target.client).await?;
         rates.push((
             ing.events as f64 / ing.seconds,
@@ -314,13 +325,14 @@ async fn ingest(
     client: &Client,
     source: Arc<Source>,
     args: &BenchArgs,
+    events: u64,
 ) -> anyhow::Result<IngestResult> {
     anyhow::ensure!(
         (1..=10_000).contains(&args.batch),
         "--batch must be from 1 to 10000"
     );
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
-    let total_batches = args.events.div_ceil(args.batch as u64);
+    let total_batches = events.div_ceil(args.batch as u64);
     // A pool of distinct request bodies, built before the clock starts and cycled; each
     // block the server writes still compresses on its own, so the disk figure stays honest.
     let pool_size = total_batches.clamp(1, 256);
@@ -462,6 +474,73 @@ async fn closed_loop(
     Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// What authentication, authorisation and audit cost: two fresh servers, one with them and one
+/// without, take the same work in alternating rounds (so that drift in the machine's load hits
+/// both alike): batched ingest, then single-event appends over 64 connections. The ratios are
+/// on ÷ off of the totals.
+async fn measure_auth_cost(args: &BenchArgs, source: Arc<Source>) -> anyhow::Result<Value> {
+    const ROUNDS: u64 = 3;
+    let mut on = start_target(args, true, args.tls, None).await?;
+    let mut off = start_target(args, false, args.tls, None).await?;
+    let per_round = (args.events.min(600_000) / ROUNDS).max(args.batch as u64);
+    let secs = (args.compare_seconds / 2.0).max(0.0);
+    let one = Arc::new(source.event(0, &mut rand::rng()));
+    // [on, off]: (events, seconds) of ingest, (requests, seconds) of appends, and the server
+    // process's CPU seconds in each (less disturbed by other load on the machine than
+    // throughput is).
+    let mut ingest_tot = [(0u64, 0f64); 2];
+    let mut append_tot = [(0f64, 0f64); 2];
+    let mut ingest_cpu = [0f64; 2];
+    let mut append_cpu = [0f64; 2];
+    let pids = [
+        on.child.as_ref().and_then(|c| c.id()),
+        off.child.as_ref().and_then(|c| c.id()),
+    ];
+    for _ in 0..ROUNDS {
+        for (i, t) in [&on, &off].into_iter().enumerate() {
+            let c0 = pids[i].and_then(cpu_seconds);
+            let r = ingest(&t.client, source.clone(), args, per_round).await?;
+            let c1 = pids[i].and_then(cpu_seconds);
+            ingest_tot[i].0 += r.events;
+            ingest_tot[i].1 += r.seconds;
+            ingest_cpu[i] += c1.zip(c0).map_or(0.0, |(b, a)| b - a);
+            if secs > 0.0 {
+                let rps = closed_loop(&t.client, secs, "append", one.clone()).await?;
+                let c2 = pids[i].and_then(cpu_seconds);
+                append_tot[i].0 += rps * secs;
+                append_tot[i].1 += secs;
+                append_cpu[i] += c2.zip(c1).map_or(0.0, |(b, a)| b - a);
+            }
+        }
+    }
+    for t in [&mut on, &mut off] {
+        if let Some(child) = t.child.as_mut() {
+            let _ = child.kill().await;
+        }
+    }
+    let eps = |(n, s): (u64, f64)| n as f64 / s.max(1e-9);
+    let rps = |(n, s): (f64, f64)| (s > 0.0).then(|| n / s);
+    let (on_eps, off_eps) = (eps(ingest_tot[0]), eps(ingest_tot[1]));
+    let (on_rps, off_rps) = (rps(append_tot[0]), rps(append_tot[1]));
+    // Server CPU microseconds per ingested event / per append request.
+    let per = |cpu: f64, n: f64| (cpu > 0.0 && n > 0.0).then(|| cpu * 1e6 / n);
+    let ingest_us = [0, 1].map(|i| per(ingest_cpu[i], ingest_tot[i].0 as f64));
+    let append_us = [0, 1].map(|i| per(append_cpu[i], append_tot[i].0));
+    Ok(json!({
+        "rounds": ROUNDS,
+        "server_cpu_us_per_ingested_event_on": ingest_us[0],
+        "server_cpu_us_per_ingested_event_off": ingest_us[1],
+        "server_cpu_us_per_append_request_on": append_us[0],
+        "server_cpu_us_per_append_request_off": append_us[1],
+        "ingest_events_per_s_auth_on": on_eps,
+        "ingest_events_per_s_auth_off": off_eps,
+        "ingest_ratio_on_over_off": on_eps / off_eps,
+        "append_rps_auth_on": on_rps,
+        "append_rps_auth_off": off_rps,
+        "append_ratio_on_over_off": on_rps.zip(off_rps).map(|(a, b)| a / b),
+    }))
+}
+
 /// Redis's `used_memory_dataset`: what the benchmark's data occupies when the Redis serves
 /// nothing else.
 async fn redis_dataset_bytes(url: &str) -> anyhow::Result<Option<u64>> {
@@ -569,7 +648,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "ingesting {} events in batches of {} over {} connections…",
         args.events, args.batch, args.concurrency
     ));
-    let ing = ingest(&client, source.clone(), &args).await?;
+    let ing = ingest(&client, source.clone(), &args, args.events).await?;
     say("timing newest-100 reads…");
     let (p50, p99) = newest_100(&client, args.queries).await?;
     say("scanning the whole log…");
@@ -607,7 +686,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.redis.is_some() {
             empty_bench_logs(&plain.client).await?;
         }
-        let plain_ing = ingest(&plain.client, source.clone(), &args).await?;
+        let plain_ing = ingest(&plain.client, source.clone(), &args, args.events).await?;
         let (plain_p50, plain_p99) = newest_100(&plain.client, args.queries).await?;
         if let Some(child) = plain.child.as_mut() {
             stop(child).await?;
@@ -627,31 +706,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
-    // What authentication and audit cost: the same ingest and single-event appends against a
-    // fresh server with both off.
-    let mut auth_cost = Value::Null;
-    if auth && args.url.is_none() && args.redis.is_none() && !args.skip_auth_cost {
-        say("again without authentication and audit, to measure their cost…");
-        // Same transport as the main run; a fresh directory, like the main run's.
-        let mut off = start_target(&args, false, args.tls, None).await?;
-        let off_ing = ingest(&off.client, source.clone(), &args).await?;
-        let mut off_append = None;
-        if args.compare_seconds > 0.0 {
-            let one = Arc::new(source.event(0, &mut rand::rng()));
-            off_append = Some(closed_loop(&off.client, args.compare_seconds, "append", one).await?);
-        }
-        if let Some(child) = off.child.as_mut() {
-            let _ = child.kill().await;
-        }
-        let on_eps = ing.events as f64 / ing.seconds;
-        let off_eps = off_ing.events as f64 / off_ing.seconds;
-        auth_cost = json!({
-            "ingest_events_per_s_auth_off": off_eps,
-            "ingest_ratio_on_over_off": on_eps / off_eps,
-            "append_rps_auth_off": off_append,
-            "append_ratio_on_over_off": append_rps.zip(off_append).map(|(on, off)| on / off),
-        });
-    }
+    let auth_cost = if auth && args.url.is_none() && args.redis.is_none() && !args.skip_auth_cost {
+        say("authentication and audit on vs off, alternating…");
+        measure_auth_cost(&args, source.clone()).await?
+    } else {
+        Value::Null
+    };
 
     say("comparing ingest and scan with encryption at rest on and off…");
     if let Some(enc) = encryption_overhead(&args, source.clone()).await? {
@@ -775,6 +835,24 @@ fn print_table(r: &Value) {
                 .as_f64()
                 .map_or("n/a (run with --tls)".to_owned(), |v| format!("{v:.2}×")),
             "≥ 0.85× (≤ 15 %)".into(),
+        ],
+        vec![
+            "server CPU per ingested event / per 1-event append, auth on vs off".into(),
+            {
+                let c = &r["auth_cost"];
+                let us = |k: &str| {
+                    c[k].as_f64()
+                        .map_or("n/a".to_owned(), |v| format!("{v:.2}"))
+                };
+                format!(
+                    "{} vs {} µs / {} vs {} µs",
+                    us("server_cpu_us_per_ingested_event_on"),
+                    us("server_cpu_us_per_ingested_event_off"),
+                    us("server_cpu_us_per_append_request_on"),
+                    us("server_cpu_us_per_append_request_off")
+                )
+            },
+            "".into(),
         ],
     ];
     crate::output::table(&["figure", "measured", "target (spec §9)"], rows);

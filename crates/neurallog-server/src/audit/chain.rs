@@ -81,8 +81,15 @@ pub fn seal(chain: &str, prev: &[u8; 32], event: AuditEvent) -> (Vec<u8>, [u8; 3
     (serde_json::to_vec(&record).unwrap_or_default(), h)
 }
 
+/// Lowercase hex.
 pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(b.len() * 2);
+    for byte in b {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    out
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
