@@ -27,6 +27,17 @@ fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError(format!("invalid {key} '{value}': expected {allowed}"))
 }
 
+/// Production turns findings into a start-up error.
+fn refuse_in_production(config: &ServerConfig, findings: Vec<String>) -> Result<(), ConfigError> {
+    if config.mode == Mode::Production && !findings.is_empty() {
+        return Err(ConfigError(format!(
+            "refusing to start in production: {}",
+            findings.join("; ")
+        )));
+    }
+    Ok(())
+}
+
 /// Token settings holding secrets, which also accept `NAME_FILE`.
 const TOKEN_SECRETS: [&str; 3] = ["JWT_SECRET", "JWT_PUBLIC_KEY", "OAUTH2_CLIENT_SECRET"];
 
@@ -251,8 +262,30 @@ impl ServerConfig {
         Ok(config)
     }
 
-    /// Resolves the configuration from flags, the environment (through `env`) and the file.
+    /// Resolves the configuration from flags, the environment (through `env`) and the file,
+    /// for serving: production refuses every insecure setting.
     pub fn resolve(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let config = Self::resolve_settings(flags, env)?;
+        refuse_in_production(&config, config.insecure_settings())?;
+        Ok(config)
+    }
+
+    /// Resolves the configuration for commands that open the store without serving
+    /// (`backup`, `restore`): production refuses only what endangers the stored data (no
+    /// master key, encryption disabled); API keys and TLS do not concern them.
+    pub fn resolve_for_storage(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let config = Self::resolve_settings(flags, env)?;
+        refuse_in_production(&config, config.storage_findings())?;
+        Ok(config)
+    }
+
+    fn resolve_settings(
         flags: &Flags,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
@@ -508,14 +541,19 @@ impl ServerConfig {
             metrics_port_explicit,
             tokens,
         };
-        let findings = config.insecure_settings();
-        if config.mode == Mode::Production && !findings.is_empty() {
-            return Err(ConfigError(format!(
-                "refusing to start in production: {}",
-                findings.join("; ")
-            )));
-        }
         Ok(config)
+    }
+
+    /// The insecure settings that concern the stored data itself.
+    fn storage_findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.master_key.is_none() {
+            out.push("NEURALLOG_MASTER_KEY is not set".to_owned());
+        }
+        if self.unsafe_disable_encryption {
+            out.push("NEURALLOG_UNSAFE_DISABLE_ENCRYPTION stores events unencrypted".to_owned());
+        }
+        out
     }
 
     /// Settings that are acceptable for development but not for production.
@@ -967,6 +1005,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("NEURALLOG_BENCH_DISABLE_AUTH"), "{}", e.0);
+    }
+
+    #[test]
+    fn storage_commands_in_production_need_only_the_master_key() {
+        let base = [("NODE_ENV", "production"), ("REDIS_URL", "redis://r:6379")];
+        let e = ServerConfig::resolve_for_storage(&Flags::default(), &|n| {
+            base.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap_err();
+        assert!(e.0.contains("NEURALLOG_MASTER_KEY"), "{}", e.0);
+        let master = "ab".repeat(32);
+        let mut with_key = base.to_vec();
+        with_key.push(("NEURALLOG_MASTER_KEY", &master));
+        let env = |n: &str| {
+            with_key
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        };
+        assert!(ServerConfig::resolve_for_storage(&Flags::default(), &env).is_ok());
+        // Serving with the same settings is refused: no API key, no TLS.
+        assert!(ServerConfig::resolve(&Flags::default(), &env).is_err());
     }
 
     #[test]

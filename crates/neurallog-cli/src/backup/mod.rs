@@ -67,7 +67,9 @@ impl StoreArgs {
             data_dir: self.data_dir.clone(),
             ..Flags::default()
         };
-        Ok(ServerConfig::resolve(&flags, &|n| std::env::var(n).ok())?)
+        Ok(ServerConfig::resolve_for_storage(&flags, &|n| {
+            std::env::var(n).ok()
+        })?)
     }
 }
 

@@ -1,8 +1,13 @@
 //! Scheduled backups (guide: "Encrypted Backups", "Backup Retention", "Backup Restoration").
 //!
 //! A CronJob runs `neurallog backup` against the tenant's Redis into a dedicated volume. The
-//! archive is encrypted and integrity-checked by the server's own backup code (spec §6.4),
-//! which needs the master key; everything arrives by `secretKeyRef` exactly as for the server.
+//! archive is encrypted and integrity-checked by the server's own backup code (spec §6.4).
+//! It reads the store with the master key and seals the archive with a backup key of its own,
+//! which the operator never generates: it lives in the Secret `backup-key` (key `backup-key`)
+//! that the tenant's owner creates in the namespace and also keeps outside the cluster, since
+//! a backup is only worth its key when the cluster is gone. Everything arrives by
+//! `secretKeyRef` exactly as for the server; until that Secret exists the job's pods do not
+//! start, which the CronJob's status shows.
 //! The job pod is hardened like every other tenant pod.
 
 use std::collections::BTreeMap;
@@ -58,6 +63,9 @@ pub fn volume_claim(tenant: &Tenant) -> PersistentVolumeClaim {
     }
 }
 
+/// Name of the Secret (and its data key) holding the archive key, created by the tenant's owner.
+pub const BACKUP_KEY_SECRET: &str = "backup-key";
+
 /// The CronJob running `neurallog backup` on `spec.backup.schedule`.
 pub fn cron_job(tenant: &Tenant, config: &OperatorConfig) -> CronJob {
     let b = spec_of(tenant);
@@ -90,6 +98,7 @@ pub fn cron_job(tenant: &Tenant, config: &OperatorConfig) -> CronJob {
                 },
                 redis::password_env("REDIS_PASSWORD"),
                 secret_env("NEURALLOG_MASTER_KEY", MASTER_KEY, MASTER_KEY_KEY),
+                secret_env("NEURALLOG_BACKUP_KEY", BACKUP_KEY_SECRET, BACKUP_KEY_SECRET),
             ]
             .into_iter()
             .chain(redis::ca_env(tenant))

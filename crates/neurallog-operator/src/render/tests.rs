@@ -607,6 +607,14 @@ fn backup_cron_job_only_with_a_schedule() {
     assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
     let c = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["args"][0], "backup");
+    // The archive key comes from a Secret of its own, never the master key's.
+    let env = c["env"].as_array().expect("env");
+    let key = env
+        .iter()
+        .find(|e| e["name"] == "NEURALLOG_BACKUP_KEY")
+        .expect("backup key variable");
+    assert_eq!(key["valueFrom"]["secretKeyRef"]["name"], "backup-key");
+    assert!(env.iter().any(|e| e["name"] == "NEURALLOG_MASTER_KEY"));
 }
 
 #[test]
