@@ -59,6 +59,10 @@ pub fn app(state: AppState) -> Router {
             "/api/encryption/rotate",
             axum::routing::post(routes::encryption::rotate),
         )
+        .route(
+            "/api/encryption/reencrypt",
+            axum::routing::post(routes::encryption::reencrypt),
+        )
         .route("/statistics", get(routes::stats::statistics))
         .route(
             "/api/retention",

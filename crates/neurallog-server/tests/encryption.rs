@@ -106,6 +106,34 @@ async fn dev_key_file_admin_api_and_rotation() {
     let (s, page) = call(&server, Method::GET, "/logs/app", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(page["entries"].as_array().map(Vec::len), Some(2), "{page}");
+    // The re-encryption job moves the block of the first key to the second: one block
+    // the first time, none after; the entries stay as they were.
+    let (s, r) = call(&server, Method::POST, "/api/encryption/reencrypt", None).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (
+            r["reencrypted"].as_u64(),
+            r["more"].as_bool(),
+            r["key_id"].as_str()
+        ),
+        (Some(1), Some(false), Some(second.as_str())),
+        "{r}"
+    );
+    let (_, r) = call(&server, Method::POST, "/api/encryption/reencrypt", None).await;
+    assert_eq!(r["reencrypted"].as_u64(), Some(0), "{r}");
+    let (_, again) = call(&server, Method::GET, "/logs/app", None).await;
+    assert_eq!(again["entries"], page["entries"]);
+    for bad in [
+        "?max_blocks=0",
+        "?max_blocks=1001",
+        "?max_blocks=x",
+        "?evil=1",
+    ] {
+        let path = format!("/api/encryption/reencrypt{bad}");
+        let (s, r) = call(&server, Method::POST, &path, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {r}");
+        assert_eq!(r["error"], "invalid_parameter");
+    }
 
     // Without credentials: 401, nothing rotated.
     let resp = reqwest::Client::new()

@@ -157,6 +157,17 @@ impl Builder {
     }
 }
 
+/// The id of the data key that sealed an encoded block, read without opening it; `None` for a
+/// block stored in clear. (The re-encryption job uses it to find blocks of retired keys.)
+pub fn sealed_key_id(bytes: &[u8]) -> Option<[u8; crate::crypt::KEY_ID_LEN]> {
+    if bytes.first() != Some(&VERSION_SEALED) {
+        return None;
+    }
+    bytes
+        .get(HEADER_LEN..HEADER_LEN + crate::crypt::KEY_ID_LEN)
+        .and_then(|b| b.try_into().ok())
+}
+
 /// Reads the header of an encoded block without decompressing it.
 pub fn header(bytes: &[u8]) -> Result<Header> {
     let version_ok = matches!(bytes.first(), Some(&(VERSION_PLAIN | VERSION_SEALED)));

@@ -320,6 +320,11 @@ pub struct TenantCipher {
 }
 
 impl TenantCipher {
+    /// The key new blocks are sealed with; `None` when blocks are written in clear.
+    pub fn current_key(&self) -> Option<KeyId> {
+        self.keys.as_ref().map(|k| k.current)
+    }
+
     /// Blocks written in clear (encryption off).
     pub fn plaintext(tenant: &TenantId) -> Self {
         Self {

@@ -40,7 +40,10 @@ use tokio::sync::oneshot;
 
 use crate::block::{self, Block};
 use crate::crypt::{Encryption, LogCipher, TenantCipher};
-use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage, StorageError};
+use crate::{
+    ImportOutcome, LogSummary, Page, PurgeOutcome, ReencryptOutcome, Result, Scope, Storage,
+    StorageError,
+};
 use keys::LogMeta;
 use writer::{Command, WriterHandle};
 
@@ -662,6 +665,38 @@ impl Storage for EmbeddedStorage {
         Ok(erased)
     }
 
+    async fn reencrypt(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        max_blocks: usize,
+    ) -> Result<ReencryptOutcome> {
+        let cipher = self.cipher(tenant).await?;
+        let Some(current) = cipher.current_key() else {
+            return Ok(ReencryptOutcome::default());
+        };
+        let (t2, l2) = (tenant.clone(), log.clone());
+        let budget = max_blocks.max(1);
+        let (candidates, more) = self
+            .blocking(move |t| reseal_candidates(t, &t2, &l2, current.to_bytes(), budget))
+            .await?;
+        let mut out = ReencryptOutcome { blocks: 0, more };
+        for chunk in candidates.chunks(ERASE_CHUNK) {
+            let (tenant, log, cipher) = (tenant.clone(), log.clone(), cipher.clone());
+            let candidates = chunk.to_vec();
+            out.blocks += self
+                .command(|reply| Command::Reseal {
+                    tenant,
+                    log,
+                    candidates,
+                    cipher,
+                    reply,
+                })
+                .await?;
+        }
+        Ok(out)
+    }
+
     async fn compact(&self) -> Result<()> {
         self.blocking(|t| {
             // Flush the memtable into a table, then compact every table into one: versions
@@ -717,6 +752,28 @@ const COMPACTION_MARK: &[u8] = b"\0compaction";
 
 /// Blocks rewritten by one erase command.
 const ERASE_CHUNK: usize = 32;
+
+/// Keys of up to `max` of the log's blocks sealed with a key other than `current`, and
+/// whether more follow. Only the key id in each block's clear header is read.
+fn reseal_candidates(
+    tree: &Tree,
+    tenant: &TenantId,
+    log: &LogName,
+    current: [u8; crate::crypt::KEY_ID_LEN],
+    max: usize,
+) -> Result<(Vec<Vec<u8>>, bool)> {
+    let mut out = Vec::new();
+    for kv in tree.blocks.prefix(keys::log_prefix(tenant, log)) {
+        let (k, v) = kv.into_inner().map_err(io_err)?;
+        if block::sealed_key_id(&v).is_some_and(|id| id != current) {
+            if out.len() == max {
+                return Ok((out, true));
+            }
+            out.push(k.to_vec());
+        }
+    }
+    Ok((out, false))
+}
 
 /// Keys of the log's blocks holding an entry `matcher` accepts.
 fn erase_candidates(

@@ -121,6 +121,15 @@ pub struct PurgeOutcome {
     pub more: bool,
 }
 
+/// What one [`Storage::reencrypt`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReencryptOutcome {
+    /// Blocks sealed again with the tenant's current data key.
+    pub blocks: u64,
+    /// The call stopped at its block budget: more blocks of older keys may follow.
+    pub more: bool,
+}
+
 /// What one [`Storage::import`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportOutcome {
@@ -246,6 +255,17 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     /// Bytes the backend occupies on disk, when it can tell.
     async fn disk_usage(&self) -> Result<Option<u64>>;
+
+    /// The re-encryption job: seals again, with the tenant's current data key, up to
+    /// `max_blocks` of the log's blocks that an older key sealed, so that the older key can be
+    /// retired. Contents, ids and order are unchanged; appends are never blocked. A store
+    /// without encryption has nothing to do.
+    async fn reencrypt(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        max_blocks: usize,
+    ) -> Result<ReencryptOutcome>;
 
     /// Retention: removes, oldest first, up to `max_blocks` whole blocks of the log that have
     /// expired at `cutoff_ms` — every event's timestamp is before it, or every event was

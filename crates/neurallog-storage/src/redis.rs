@@ -76,7 +76,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::block::Block;
 use crate::crypt::{Encryption, LogCipher, TenantCipher};
-use crate::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage, StorageError};
+use crate::{
+    ImportOutcome, LogSummary, Page, PurgeOutcome, ReencryptOutcome, Result, Scope, Storage,
+    StorageError,
+};
 use conn::{Connection, map_err};
 pub use conn::{DEFAULT_TIMEOUT, RedisOptions, redact_url};
 pub use keys::{DEFAULT_PREFIX, TenantKeys};
@@ -969,6 +972,15 @@ impl Storage for RedisStorage {
 
     async fn erase(&self, tenant: &TenantId, log: &LogName, matcher: &Matcher) -> Result<u64> {
         self.erase_impl(tenant, log, matcher).await
+    }
+
+    async fn reencrypt(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        max_blocks: usize,
+    ) -> Result<ReencryptOutcome> {
+        self.reencrypt_impl(tenant, log, max_blocks).await
     }
 
     async fn import(

@@ -434,3 +434,71 @@ async fn data_key_rotation_keeps_old_blocks_readable() {
             == 1
     );
 }
+
+/// The re-encryption job after a data key rotation: every block ends up under the current
+/// key, contents and ids unchanged, and a second run has nothing left to do.
+async fn reencryption_moves_old_blocks_to_the_current_key(s: &dyn Storage, keyring: &Keyring) {
+    let (t, l) = (tenant("acme"), log("app"));
+    for n in 0..3 {
+        s.append(&t, &l, vec![event(json!({"n": n}), None)])
+            .await
+            .expect("append");
+    }
+    let before = s.read(&t, &l, &ReadQuery::default()).await.expect("read");
+    let old = keyring.tenant_keys(s, &t).await.expect("keys").current();
+    let new = keyring.rotate(s, &t).await.expect("rotate");
+    s.append(&t, &l, vec![event(json!({"n": "new"}), None)])
+        .await
+        .expect("append");
+    // A budget of two blocks: two of the three old ones, and more to come.
+    let first = s.reencrypt(&t, &l, 2).await.expect("reencrypt");
+    assert_eq!((first.blocks, first.more), (2, true));
+    let second = s.reencrypt(&t, &l, 10).await.expect("reencrypt");
+    assert_eq!((second.blocks, second.more), (1, false));
+    let third = s.reencrypt(&t, &l, 10).await.expect("reencrypt");
+    assert_eq!((third.blocks, third.more), (0, false), "nothing left");
+    let after = s.read(&t, &l, &ReadQuery::default()).await.expect("read");
+    assert_eq!(after.entries.len(), 4);
+    assert_eq!(
+        &after.entries[1..],
+        &before.entries[..],
+        "same entries, same ids"
+    );
+    assert_ne!(old, new);
+    // Another tenant's blocks are not touched.
+    assert_eq!(
+        s.reencrypt(&tenant("other"), &l, 10)
+            .await
+            .expect("reencrypt")
+            .blocks,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_reencryption_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyring = Arc::new(Keyring::new(MasterKey::from_bytes(&[1; 32]), None));
+    let s = open(dir.path(), Encryption::On(keyring.clone()));
+    reencryption_moves_old_blocks_to_the_current_key(&s, &keyring).await;
+    // Every stored block now names the current key in its header.
+    let current = keyring
+        .tenant_keys(&s, &tenant("acme"))
+        .await
+        .expect("keys")
+        .current();
+    for (_, v) in s.raw_blocks(&tenant("acme"), &log("app")).expect("raw") {
+        assert_eq!(v[26..34], current.to_bytes());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_reencryption_job() {
+    if !redis_available() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let keyring = Arc::new(Keyring::new(MasterKey::from_bytes(&[1; 32]), None));
+    let s = redis_store(&server, Encryption::On(keyring.clone())).await;
+    reencryption_moves_old_blocks_to_the_current_key(&s, &keyring).await;
+}

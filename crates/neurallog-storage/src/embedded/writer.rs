@@ -69,6 +69,14 @@ pub enum Command {
         cipher: TenantCipher,
         reply: oneshot::Sender<Result<u64>>,
     },
+    /// Seals the listed blocks again with the tenant's current data key.
+    Reseal {
+        tenant: TenantId,
+        log: LogName,
+        candidates: Vec<Vec<u8>>,
+        cipher: TenantCipher,
+        reply: oneshot::Sender<Result<u64>>,
+    },
     Import {
         tenant: TenantId,
         log: LogName,
@@ -353,6 +361,16 @@ impl Writer {
                 reply,
             } => {
                 let r = self.erase(&tenant, &log, &candidates, &matcher, &cipher.log(&log));
+                let _ = reply.send(r);
+            }
+            Command::Reseal {
+                tenant,
+                log,
+                candidates,
+                cipher,
+                reply,
+            } => {
+                let r = self.reseal(&tenant, &log, &candidates, &cipher.log(&log));
                 let _ = reply.send(r);
             }
             Command::Import {

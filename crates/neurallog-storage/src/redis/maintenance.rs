@@ -12,7 +12,7 @@ use super::scripts::REWRITE_SCRIPT;
 use super::{MAX_RESTARTS, RedisStorage, blocking, writer};
 use crate::block::{Block, Builder};
 use crate::crypt::LogCipher;
-use crate::{ImportOutcome, PurgeOutcome, Result, StorageError};
+use crate::{ImportOutcome, PurgeOutcome, ReencryptOutcome, Result, StorageError};
 
 /// Index members read per step of an erasure scan.
 const ERASE_CHUNK: usize = 64;
@@ -241,6 +241,65 @@ impl RedisStorage {
             }
         }
         Ok(erased)
+    }
+
+    pub(super) async fn reencrypt_impl(
+        &self,
+        tenant: &TenantId,
+        log: &LogName,
+        max_blocks: usize,
+    ) -> Result<ReencryptOutcome> {
+        let cipher = self.cipher(tenant).await?;
+        let Some(current) = cipher.current_key().map(|k| k.to_bytes()) else {
+            return Ok(ReencryptOutcome::default());
+        };
+        let keys = self.shared.tenant(tenant);
+        let lk = keys.log(log);
+        let mut out = ReencryptOutcome::default();
+        let mut lo = b"-".to_vec();
+        loop {
+            let raw = self.index_range(&lk.index, &lo, b"+", ERASE_CHUNK).await?;
+            let Some(last) = raw.last() else {
+                break;
+            };
+            lo = [b"(".as_slice(), last].concat();
+            let members = raw
+                .iter()
+                .map(|r| IndexMember::decode(r))
+                .collect::<Result<Vec<_>>>()?;
+            let blobs = self.fetch_blocks(&lk, &members).await?;
+            for (member, blob) in members.into_iter().zip(blobs) {
+                let Some(bytes) = blob else {
+                    continue; // rewritten or purged meanwhile, with the current key
+                };
+                if !crate::block::sealed_key_id(&bytes).is_some_and(|id| id != current) {
+                    continue;
+                }
+                if out.blocks as usize >= max_blocks.max(1) {
+                    out.more = true;
+                    return Ok(out);
+                }
+                let (c, l) = (cipher.clone(), log.clone());
+                let new = blocking(move || {
+                    let lc = c.log(&l);
+                    let b = Block::decode(&bytes, &lc)?;
+                    let rows: Vec<(EntryId, i64, &[u8])> = (0..b.len())
+                        .map(|i| (b.id(i), b.ts(i), b.data(i)))
+                        .collect();
+                    seal_all(&rows, &lc)
+                })
+                .await?;
+                let mut rw = Rewrite::new(&keys, &lk, log);
+                rw.old.push(member.encode().to_vec());
+                rw.new = new;
+                // NB: a block changed meanwhile (an erasure, a delete) was written again with
+                // the current key by that change, so a refused rewrite needs no retry.
+                if rw.run(self).await? {
+                    out.blocks += 1;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The block that now holds ids up to `id` (the first whose newest id is >= `id`), with

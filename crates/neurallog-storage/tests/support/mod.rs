@@ -15,7 +15,9 @@ use neurallog_core::{
 use neurallog_storage::crypt::{Encryption, Keyring, MasterKey};
 pub use neurallog_storage::redis::testing::{RedisServer, redis_available};
 use neurallog_storage::redis::{RedisOptions, RedisStorage};
-use neurallog_storage::{ImportOutcome, LogSummary, Page, PurgeOutcome, Result, Scope, Storage};
+use neurallog_storage::{
+    ImportOutcome, LogSummary, Page, PurgeOutcome, ReencryptOutcome, Result, Scope, Storage,
+};
 
 /// Path of a file in the server's directory.
 pub fn in_dir(server: &RedisServer, name: &str) -> PathBuf {
@@ -237,6 +239,9 @@ impl Storage for ServedStore {
     }
     async fn erase(&self, t: &TenantId, l: &LogName, m: &Matcher) -> Result<u64> {
         self.store.erase(t, l, m).await
+    }
+    async fn reencrypt(&self, t: &TenantId, l: &LogName, n: usize) -> Result<ReencryptOutcome> {
+        self.store.reencrypt(t, l, n).await
     }
     async fn compact(&self) -> Result<()> {
         self.store.compact().await

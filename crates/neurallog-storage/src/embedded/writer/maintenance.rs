@@ -133,6 +133,43 @@ impl Writer {
         Ok(erased)
     }
 
+    /// Seals the blocks stored under `candidates` again with the current data key. A block
+    /// rewritten since it was chosen (by an erasure or a delete) is taken as it is now; the
+    /// contents and the key stay the same, so readers and the cache see no change.
+    pub(super) fn reseal(
+        &mut self,
+        tenant: &TenantId,
+        log: &LogName,
+        candidates: &[Vec<u8>],
+        cipher: &LogCipher<'_>,
+    ) -> Result<u64> {
+        let prefix = keys::log_prefix(tenant, log);
+        let mut batch = self.tree.db.batch().durability(Some(PersistMode::SyncData));
+        let mut done = 0u64;
+        for key in candidates {
+            if !key.starts_with(&prefix) {
+                return Err(StorageError::internal("reseal candidate outside the log"));
+            }
+            let Some(v) = self.tree.blocks.get(key).map_err(io_err)? else {
+                continue;
+            };
+            if block::sealed_key_id(&v).is_none() {
+                continue;
+            }
+            let b = self.tree.decode(key, &v, false, cipher)?;
+            let mut same = Builder::new();
+            for i in 0..b.len() {
+                same.push(b.id(i), b.ts(i), b.data(i));
+            }
+            flush_block(&mut batch, &self.tree, &prefix, &same, cipher)?;
+            done += 1;
+        }
+        if done > 0 {
+            batch.commit().map_err(io_err)?;
+        }
+        Ok(done)
+    }
+
     pub(super) fn import(
         &mut self,
         tenant: &TenantId,
