@@ -272,7 +272,7 @@ impl RedisStorage {
                 let Some(bytes) = blob else {
                     continue; // rewritten or purged meanwhile, with the current key
                 };
-                if !crate::block::sealed_key_id(&bytes).is_some_and(|id| id != current) {
+                if crate::block::sealed_key_id(&bytes).is_none_or(|id| id == current) {
                     continue;
                 }
                 if out.blocks as usize >= max_blocks.max(1) {
