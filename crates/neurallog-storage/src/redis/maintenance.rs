@@ -194,17 +194,7 @@ impl RedisStorage {
         let lk = keys.log(log);
         let mut erased = 0u64;
         let mut lo = b"-".to_vec();
-        loop {
-            let raw = self.index_range(&lk.index, &lo, b"+", ERASE_CHUNK).await?;
-            let Some(last) = raw.last() else {
-                break;
-            };
-            lo = [b"(".as_slice(), last].concat();
-            let members = raw
-                .iter()
-                .map(|r| IndexMember::decode(r))
-                .collect::<Result<Vec<_>>>()?;
-            let blobs = self.fetch_blocks(&lk, &members).await?;
+        while let Some((members, blobs)) = self.next_chunk(&lk, &mut lo).await? {
             for (m, blob) in members.into_iter().zip(blobs) {
                 // A block gone since the index was read was rewritten or purged: the rewrite
                 // is looked up by id below, like any block that changed under us.
@@ -257,17 +247,7 @@ impl RedisStorage {
         let lk = keys.log(log);
         let mut out = ReencryptOutcome::default();
         let mut lo = b"-".to_vec();
-        loop {
-            let raw = self.index_range(&lk.index, &lo, b"+", ERASE_CHUNK).await?;
-            let Some(last) = raw.last() else {
-                break;
-            };
-            lo = [b"(".as_slice(), last].concat();
-            let members = raw
-                .iter()
-                .map(|r| IndexMember::decode(r))
-                .collect::<Result<Vec<_>>>()?;
-            let blobs = self.fetch_blocks(&lk, &members).await?;
+        while let Some((members, blobs)) = self.next_chunk(&lk, &mut lo).await? {
             for (member, blob) in members.into_iter().zip(blobs) {
                 let Some(bytes) = blob else {
                     continue; // rewritten or purged meanwhile, with the current key
@@ -300,6 +280,27 @@ impl RedisStorage {
             }
         }
         Ok(out)
+    }
+
+    /// The next chunk of a log's index after `lo` (advanced past it), with the blocks it
+    /// names (`None` for one gone since the index was read); `None` at the end of the log.
+    #[allow(clippy::type_complexity)] // private helper
+    async fn next_chunk(
+        &self,
+        lk: &LogKeys,
+        lo: &mut Vec<u8>,
+    ) -> Result<Option<(Vec<IndexMember>, Vec<Option<Vec<u8>>>)>> {
+        let raw = self.index_range(&lk.index, lo, b"+", ERASE_CHUNK).await?;
+        let Some(last) = raw.last() else {
+            return Ok(None);
+        };
+        *lo = [b"(".as_slice(), last].concat();
+        let members = raw
+            .iter()
+            .map(|r| IndexMember::decode(r))
+            .collect::<Result<Vec<_>>>()?;
+        let blobs = self.fetch_blocks(lk, &members).await?;
+        Ok(Some((members, blobs)))
     }
 
     /// The block that now holds ids up to `id` (the first whose newest id is >= `id`), with
